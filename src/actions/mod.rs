@@ -1,0 +1,48 @@
+//! The API's actions, one function each, grouped by resource family. An action decodes its
+//! parameters with `Params`' typed getters (which carry the wire names and the documented
+//! errors), applies the family's rules in one store transaction, and returns its answer's fields.
+//! Adding an action = one function + one line in the table below.
+
+pub mod customer_gateways;
+pub mod regions;
+pub mod rules;
+pub mod tags;
+pub mod vpn_gateways;
+
+use crate::api::error::{ApiError, ApiResult};
+use crate::app::{Body, Ctx};
+
+macro_rules! actions {
+    ($($name:literal => $run:path),* $(,)?) => {
+        /// Every action this server answers.
+        pub const ALL: &[&str] = &[$($name),*];
+
+        pub async fn run(ctx: Ctx) -> ApiResult<Body> {
+            match ctx.action.as_str() {
+                $($name => $run(ctx).await,)*
+                other => Err(ApiError::not_found("InvalidAction.NotFound", format!("Specified api {other} is not found."))),
+            }
+        }
+    };
+}
+
+actions! {
+    "DescribeRegions" => regions::describe_regions,
+    "CreateVpnGateway" => vpn_gateways::create,
+    "ModifyVpnGatewayAttribute" => vpn_gateways::modify,
+    "DescribeVpnGateways" => vpn_gateways::describe_many,
+    "DescribeVpnGateway" => vpn_gateways::describe_one,
+    "DeleteVpnGateway" => vpn_gateways::delete,
+    "CreateCustomerGateway" => customer_gateways::create,
+    "ModifyCustomerGatewayAttribute" => customer_gateways::modify,
+    "DescribeCustomerGateways" => customer_gateways::describe_many,
+    "DescribeCustomerGateway" => customer_gateways::describe_one,
+    "DeleteCustomerGateway" => customer_gateways::delete,
+    "TagResources" => tags::tag_resources,
+    "ListTagResources" => tags::list_tag_resources,
+    "UnTagResources" => tags::untag_resources,
+}
+
+pub fn exists(action: &str) -> bool {
+    ALL.contains(&action)
+}

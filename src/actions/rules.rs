@@ -1,0 +1,81 @@
+//! Validation rules shared across resource families, and resource identifiers.
+
+use rand::Rng;
+use serde_json::{json, Value};
+
+use crate::api::error::{ApiError, ApiResult};
+
+/// A new resource ID: `<prefix>-` and 21 lower-case alphanumerics, as the real service mints them.
+pub fn new_id(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    let tail: String = (0..21).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+    format!("{prefix}-{tail}")
+}
+
+fn is_chinese(c: char) -> bool {
+    ('\u{4e00}'..='\u{9fff}').contains(&c) || ('\u{3400}'..='\u{4dbf}').contains(&c)
+}
+
+/// The documented rule for names and descriptions: `min..=max` characters, starting with a letter
+/// or a Chinese character, then letters, Chinese characters, digits, `_` and `-`.
+pub fn valid_label(s: &str, min: usize, max: usize) -> bool {
+    let n = s.chars().count();
+    let mut chars = s.chars();
+    (min..=max).contains(&n)
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || is_chinese(c))
+        && chars.all(|c| c.is_ascii_alphanumeric() || is_chinese(c) || c == '_' || c == '-' || c == '.')
+}
+
+pub fn check_name(name: &str, max: usize) -> ApiResult<()> {
+    if valid_label(name, 2, max) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("InvalidName", "The name is not valid"))
+    }
+}
+
+/// Descriptions follow the name rule, except that their length is 2-100 (or 2-256) characters.
+pub fn check_description(description: &str, max: usize) -> ApiResult<()> {
+    let n = description.chars().count();
+    let starts_well = description.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || is_chinese(c));
+    if (2..=max).contains(&n) && starts_well && !description.contains("http://") && !description.contains("https://") {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("InvalidDescription", "The description is not valid"))
+    }
+}
+
+/// User tags as the wire shows them: `{"Tag": [{"Key", "Value"}]}`.
+pub fn tags_json(tags: Option<&Vec<(String, String)>>) -> Value {
+    let list: Vec<Value> =
+        tags.into_iter().flatten().map(|(k, v)| json!({"Key": k, "Value": v})).collect();
+    json!({ "Tag": list })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_look_like_the_real_ones() {
+        let id = new_id("vpn");
+        assert_eq!(id.len(), 25);
+        assert!(id.starts_with("vpn-"));
+        assert!(id[4..].bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert_ne!(id, new_id("vpn"));
+    }
+
+    #[test]
+    fn labels() {
+        assert!(valid_label("MYVPN", 2, 100));
+        assert!(valid_label("网关-1_a", 2, 100));
+        assert!(!valid_label("1abc", 2, 100));
+        assert!(!valid_label("a", 2, 100));
+        assert!(!valid_label(&"a".repeat(101), 2, 100));
+        assert!(!valid_label("ab cd", 2, 100));
+        assert!(check_description("http://x", 100).is_err());
+        assert!(check_description("A description, with spaces.", 100).is_ok());
+        assert_eq!(check_name("-x", 100).unwrap_err().code, "InvalidName");
+    }
+}

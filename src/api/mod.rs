@@ -1,0 +1,115 @@
+//! The wire. Only this module knows parameter encodings, signatures, envelopes and HTTP
+//! statuses. A request flows: bytes → params → (version, action) → authenticated account →
+//! rate limit → action → rendered answer.
+
+pub mod auth;
+pub mod error;
+pub mod params;
+pub mod render;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, Uri};
+use axum::response::Response;
+use axum::routing::any;
+use axum::Router;
+
+use crate::actions;
+use crate::app::{App, Body, Ctx};
+use crate::store::now_ms;
+use error::{ApiError, ApiResult};
+use params::Params;
+use render::Format;
+
+pub const API_VERSION: &str = "2016-04-28";
+
+/// How long a nonce is remembered: the timestamp window on either side of now.
+const NONCE_TTL_MS: i64 = 2 * 15 * 60 * 1000;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new().route("/", any(handle)).with_state(app)
+}
+
+async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
+    let query = uri.query().map(|q| auth::decode_form(q.as_bytes())).unwrap_or_default();
+    let body_params = if is_form(&headers, &body) { auth::decode_form(&body) } else { Vec::new() };
+    let params = Params::merged(&query, &body_params);
+    let format = Format::from_param(params.get("Format"));
+    let parts = auth::SignedParts { method: method.as_str(), query: &query, body_params: &body_params, headers: &headers, body: &body };
+    let action = header_or_param(&params, &headers, "Action", "x-acs-action");
+    match serve(app, &parts, params, action.clone(), request_id.clone()).await {
+        Ok(out) => render::success(format, action.as_deref().unwrap_or(""), &request_id, out),
+        Err(e) => {
+            if e.status >= 500 {
+                tracing::error!(request_id, action, code = e.code, "request failed");
+            } else {
+                tracing::debug!(request_id, action, code = e.code, "request refused");
+            }
+            render::error(format, &request_id, &e)
+        }
+    }
+}
+
+async fn serve(
+    app: Arc<App>,
+    parts: &auth::SignedParts<'_>,
+    params: Params,
+    action: Option<String>,
+    request_id: String,
+) -> ApiResult<Body> {
+    let version = header_or_param(&params, parts.headers, "Version", "x-acs-version")
+        .ok_or_else(|| ApiError::missing_parameter("Version"))?;
+    if version != API_VERSION {
+        return Err(ApiError::bad_request("InvalidVersion", "Specified parameter Version is not valid."));
+    }
+    let action = action.ok_or_else(|| ApiError::missing_parameter("Action"))?;
+    if !actions::exists(&action) {
+        return Err(ApiError::not_found("InvalidAction.NotFound", "Specified api is not found, please check your url and method."));
+    }
+    let account_id = authenticate(&app, parts).await?;
+    app.limiter.check(account_id)?;
+    actions::run(Ctx { app, account_id, action, request_id, params }).await
+}
+
+/// Verifies the signature and spends the nonce; returns the signer's account.
+async fn authenticate(app: &App, parts: &auth::SignedParts<'_>) -> ApiResult<i64> {
+    let claim = auth::claim(parts)?;
+    auth::check_timestamp(&claim, time::OffsetDateTime::now_utc())?;
+    let key_id = claim.access_key_id.clone();
+    let key = app
+        .store
+        .read(|tx| tx.key(&key_id))?
+        .ok_or_else(|| ApiError::not_found("InvalidAccessKeyId.NotFound", "Specified access key is not found."))?;
+    if !key.enabled {
+        return Err(ApiError::bad_request("InvalidAccessKeyId.Inactive", "Specified access key is disabled."));
+    }
+    let secret = app.master_key.open(&key.sealed_secret).map_err(ApiError::internal)?;
+    auth::verify(&claim, parts, secret.expose())?;
+    let nonce = claim.nonce.clone();
+    let fresh = app.store.write(move |tx| tx.use_nonce(&key_id, &nonce, now_ms() + NONCE_TTL_MS)).await?;
+    if !fresh {
+        return Err(ApiError::bad_request("SignatureNonceUsed", "Specified signature nonce was used already."));
+    }
+    Ok(key.account_id)
+}
+
+/// Action and Version: parameters under RPC v1 (which signs parameters, not headers), the signed
+/// `x-acs-*` headers under ACS3 (which sends no such parameters).
+fn header_or_param(params: &Params, headers: &HeaderMap, param: &str, header_name: &str) -> Option<String> {
+    let acs3 = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("ACS3-"));
+    if !acs3 {
+        return params.str(param);
+    }
+    headers.get(header_name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_string)
+}
+
+/// Form bodies carry parameters; so does a body sent without a content type.
+fn is_form(headers: &HeaderMap, body: &[u8]) -> bool {
+    match headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        Some(ct) => ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"),
+        None => !body.is_empty(),
+    }
+}

@@ -1,0 +1,131 @@
+//! The running service's shared state, and the context each action runs in.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+use tokio::sync::Notify;
+
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::params::Params;
+use crate::config::{Config, Region};
+use crate::secret::MasterKey;
+use crate::store::{now_ms, IdempotentAnswer, Store, Tx};
+
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub master_key: MasterKey,
+    pub limiter: RateLimiter,
+    /// Poked whenever a task is queued, so the reconciler need not poll.
+    pub tasks_queued: Notify,
+}
+
+/// An action's answer: the fields beside `RequestId`.
+pub type Body = Map<String, Value>;
+
+/// One authenticated request, as an action sees it.
+pub struct Ctx {
+    pub app: Arc<App>,
+    pub account_id: i64,
+    pub action: String,
+    pub request_id: String,
+    pub params: Params,
+}
+
+/// ClientToken answers are kept this long (the real service keeps them for a day at least).
+pub const CLIENT_TOKEN_TTL_MS: i64 = 48 * 3600 * 1000;
+
+impl Ctx {
+    pub fn store(&self) -> &dyn Store {
+        &*self.app.store
+    }
+
+    /// The `RegionId` parameter, which must name a configured region.
+    pub fn region(&self) -> ApiResult<Region> {
+        let id = self.params.required("RegionId")?;
+        self.app.config.region(&id).cloned().ok_or_else(|| {
+            ApiError::not_found("InvalidRegionId.NotFound", format!("The specified RegionId \"{id}\" does not exist."))
+        })
+    }
+
+    /// Runs `f` as one durable write, honouring `ClientToken`: a repeat of the same request
+    /// returns the first answer and changes nothing; the same token with other parameters is
+    /// refused with `IdempotentParameterMismatch`.
+    pub async fn write_once(&self, f: impl FnOnce(&mut dyn Tx) -> ApiResult<Body> + Send + 'static) -> ApiResult<Body> {
+        let token = self.params.str("ClientToken");
+        if let Some(t) = &token {
+            if t.len() > 64 || !t.is_ascii() {
+                return Err(ApiError::invalid_parameter("ClientToken", "at most 64 ASCII characters"));
+            }
+        }
+        let (account, action, hash) = (self.account_id, self.action.clone(), self.params.fingerprint());
+        let body = self
+            .store()
+            .write(move |tx| {
+                let Some(token) = token else { return f(tx) };
+                if let Some(prev) = tx.idempotent_answer(account, &action, &token)? {
+                    if prev.params_hash != hash {
+                        return Err(ApiError::bad_request(
+                            "IdempotentParameterMismatch",
+                            "The request uses the same client token as a previous, but non-identical request.",
+                        ));
+                    }
+                    return serde_json::from_str(&prev.response).map_err(ApiError::internal);
+                }
+                let body = f(tx)?;
+                let response = serde_json::to_string(&body).map_err(ApiError::internal)?;
+                tx.remember_answer(account, &action, &token, &IdempotentAnswer { params_hash: hash, response }, now_ms())?;
+                Ok(body)
+            })
+            .await?;
+        self.app.tasks_queued.notify_one();
+        Ok(body)
+    }
+}
+
+/// Per-account token buckets: `rate` requests per second with a burst of one second's worth.
+pub struct RateLimiter {
+    rate: u32,
+    buckets: Mutex<HashMap<i64, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    pub fn new(rate: u32) -> Self {
+        RateLimiter { rate, buckets: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn check(&self, account_id: i64) -> ApiResult<()> {
+        if self.rate == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let rate = self.rate as f64;
+        let mut buckets = self.buckets.lock().expect("rate limiter");
+        let (tokens, last) = buckets.entry(account_id).or_insert((rate, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate);
+        *last = now;
+        if *tokens < 1.0 {
+            return Err(ApiError::bad_request("Throttling.User", "Request was denied due to user flow control."));
+        }
+        *tokens -= 1.0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_allows_a_burst_then_throttles() {
+        let l = RateLimiter::new(3);
+        for _ in 0..3 {
+            l.check(1).unwrap();
+        }
+        assert_eq!(l.check(1).unwrap_err().code, "Throttling.User");
+        l.check(2).unwrap();
+        assert!(RateLimiter::new(0).check(1).is_ok());
+    }
+}

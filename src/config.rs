@@ -1,0 +1,92 @@
+//! What an operator can set: everything `gatehouse serve` takes, with the documented defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+
+/// Regions served by default: Alibaba Cloud's public regions. `--regions` replaces the list.
+pub const DEFAULT_REGIONS: &[(&str, &str)] = &[
+    ("cn-qingdao", "华北1（青岛）"),
+    ("cn-beijing", "华北2（北京）"),
+    ("cn-zhangjiakou", "华北3（张家口）"),
+    ("cn-huhehaote", "华北5（呼和浩特）"),
+    ("cn-wulanchabu", "华北6（乌兰察布）"),
+    ("cn-hangzhou", "华东1（杭州）"),
+    ("cn-shanghai", "华东2（上海）"),
+    ("cn-nanjing", "华东5（南京）"),
+    ("cn-fuzhou", "华东6（福州）"),
+    ("cn-shenzhen", "华南1（深圳）"),
+    ("cn-heyuan", "华南2（河源）"),
+    ("cn-guangzhou", "华南3（广州）"),
+    ("cn-chengdu", "西南1（成都）"),
+    ("cn-hongkong", "中国香港"),
+    ("ap-northeast-1", "日本（东京）"),
+    ("ap-northeast-2", "韩国（首尔）"),
+    ("ap-southeast-1", "新加坡"),
+    ("ap-southeast-3", "马来西亚（吉隆坡）"),
+    ("ap-southeast-5", "印度尼西亚（雅加达）"),
+    ("ap-southeast-6", "菲律宾（马尼拉）"),
+    ("ap-southeast-7", "泰国（曼谷）"),
+    ("us-east-1", "美国（弗吉尼亚）"),
+    ("us-west-1", "美国（硅谷）"),
+    ("eu-west-1", "英国（伦敦）"),
+    ("eu-central-1", "德国（法兰克福）"),
+    ("me-east-1", "阿联酋（迪拜）"),
+];
+
+#[derive(Debug, Clone)]
+pub struct Region {
+    pub id: String,
+    pub local_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Quotas {
+    /// VPN gateways per account and region.
+    pub vpn_gateways: u64,
+    /// Customer gateways per account and region.
+    pub customer_gateways: u64,
+    /// User tags per resource (documented: 20).
+    pub tags_per_resource: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// How long a lifecycle transition takes (init → active, deleting → gone); zero = at once.
+    pub transition_delay: Duration,
+    pub quotas: Quotas,
+    /// Requests per second per account; 0 = unlimited.
+    pub rate_limit: u32,
+    pub regions: Vec<Region>,
+    /// Where gateways' public addresses come from.
+    pub public_pool: Ipv4Net,
+    /// Where gateways' private (VPC-side) addresses come from.
+    pub private_pool: Ipv4Net,
+}
+
+impl Config {
+    pub fn region(&self, id: &str) -> Option<&Region> {
+        self.regions.iter().find(|r| r.id == id)
+    }
+
+    /// Defaults for everything but where to listen and keep data.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Config {
+            listen,
+            data_dir,
+            transition_delay: Duration::from_millis(1000),
+            quotas: Quotas { vpn_gateways: 100, customer_gateways: 100, tags_per_resource: 20 },
+            rate_limit: 0,
+            regions: DEFAULT_REGIONS
+                .iter()
+                .map(|(id, name)| Region { id: id.to_string(), local_name: name.to_string() })
+                .collect(),
+            public_pool: "198.18.0.0/15".parse().expect("valid"),
+            private_pool: "172.16.0.0/12".parse().expect("valid"),
+        }
+    }
+}

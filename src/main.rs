@@ -1,0 +1,220 @@
+//! The `gatehouse` command: `serve`, and the account/key administration that works beside a
+//! running server (it opens the same data directory).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use gatehouse::accounts;
+use gatehouse::app::{App, RateLimiter};
+use gatehouse::config::{Config, Region};
+use gatehouse::secret::MasterKey;
+use gatehouse::store::sqlite::SqliteStore;
+use gatehouse::store::Store;
+use gatehouse::{api, reconciler};
+
+#[derive(Parser)]
+#[command(name = "gatehouse", version, about = "Self-hostable VPN gateway service with Alibaba Cloud's VPN Gateway API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DataDir {
+    /// Where the database and master key live.
+    #[arg(long, env = "GATEHOUSE_DATA_DIR", default_value = "./gatehouse-data", global = true)]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server.
+    Serve(ServeArgs),
+    /// Manage accounts.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Manage AccessKeys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    data: DataDir,
+    /// How long a lifecycle transition takes, in milliseconds (0 = as fast as possible).
+    #[arg(long, default_value_t = 1000)]
+    transition_delay_ms: u64,
+    /// VPN gateways per account and region.
+    #[arg(long, default_value_t = 100)]
+    quota_vpn_gateways: u64,
+    /// Customer gateways per account and region.
+    #[arg(long, default_value_t = 100)]
+    quota_customer_gateways: u64,
+    /// Requests per second per account (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    rate_limit: u32,
+    /// Regions to serve, comma-separated (default: Alibaba Cloud's public regions).
+    #[arg(long, value_delimiter = ',')]
+    regions: Vec<String>,
+    /// Pool that gateways' public addresses come from.
+    #[arg(long, default_value = "198.18.0.0/15")]
+    public_pool: ipnet::Ipv4Net,
+    /// Pool that gateways' private addresses come from.
+    #[arg(long, default_value = "172.16.0.0/12")]
+    private_pool: ipnet::Ipv4Net,
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// Create an account.
+    Create { name: String },
+    /// List accounts.
+    List,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an AccessKey for an account and print it (the secret is shown only here).
+    Create {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List AccessKeys (never their secrets).
+    List,
+    /// Disable an AccessKey: requests signed with it are refused from now on.
+    Disable { id: String },
+    /// Enable a disabled AccessKey again.
+    Enable { id: String },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "gatehouse=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Accounts { command, data } => accounts_command(command, data).await,
+            Command::Keys { command, data } => keys_command(command, data).await,
+        }
+    })
+}
+
+fn open(data: &DataDir) -> anyhow::Result<(Arc<dyn Store>, MasterKey)> {
+    let store = SqliteStore::open(&data.data_dir).with_context(|| format!("opening {}", data.data_dir.display()))?;
+    let master = MasterKey::load_or_create(&data.data_dir)?;
+    Ok((Arc::new(store), master))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::new(args.listen, args.data.data_dir.clone());
+    config.transition_delay = Duration::from_millis(args.transition_delay_ms);
+    config.quotas.vpn_gateways = args.quota_vpn_gateways;
+    config.quotas.customer_gateways = args.quota_customer_gateways;
+    config.rate_limit = args.rate_limit;
+    config.public_pool = args.public_pool;
+    config.private_pool = args.private_pool;
+    if !args.regions.is_empty() {
+        config.regions = args.regions.iter().map(|id| Region { id: id.clone(), local_name: id.clone() }).collect();
+    }
+    let (store, master_key) = open(&args.data)?;
+    if let Some((id, secret)) = accounts::ensure_root(&*store, &master_key).await? {
+        println!("Created the root account's AccessKey (shown once):");
+        println!("  AccessKeyId:     {id}");
+        println!("  AccessKeySecret: {}", secret.expose());
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let app = Arc::new(App {
+        limiter: RateLimiter::new(config.rate_limit),
+        config,
+        store,
+        master_key,
+        tasks_queued: Default::default(),
+    });
+    tokio::spawn(reconciler::run(app.clone()));
+    println!("gatehouse listening on http://{addr}");
+    tracing::info!(%addr, "serving");
+    axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown()).await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn accounts_command(command: AccountsCommand, data: DataDir) -> anyhow::Result<()> {
+    let (store, _) = open(&data)?;
+    match command {
+        AccountsCommand::Create { name } => {
+            let a = accounts::create_account(&*store, &name).await?;
+            println!("created account {} (id {})", a.name, a.id);
+        }
+        AccountsCommand::List => {
+            for a in store.read(|tx| tx.accounts())? {
+                println!("{}\t{}", a.id, a.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn keys_command(command: KeysCommand, data: DataDir) -> anyhow::Result<()> {
+    let (store, master) = open(&data)?;
+    match command {
+        KeysCommand::Create { account, json } => {
+            let (id, secret) = accounts::create_key(&*store, &master, &account, None).await?;
+            if json {
+                let out = serde_json::json!({"AccountName": account, "AccessKeyId": id, "AccessKeySecret": secret.expose()});
+                println!("{out}");
+            } else {
+                println!("AccessKeyId:     {id}\nAccessKeySecret: {}", secret.expose());
+            }
+        }
+        KeysCommand::List => {
+            for k in store.read(|tx| tx.keys())? {
+                let state = if k.enabled { "enabled" } else { "disabled" };
+                println!("{}\t{}\t{state}", k.id, k.account_name);
+            }
+        }
+        KeysCommand::Disable { id } => set_enabled(&*store, id, false).await?,
+        KeysCommand::Enable { id } => set_enabled(&*store, id, true).await?,
+    }
+    Ok(())
+}
+
+async fn set_enabled(store: &dyn Store, id: String, enabled: bool) -> anyhow::Result<()> {
+    let key = id.clone();
+    if !store.write(move |tx| tx.set_key_enabled(&key, enabled)).await? {
+        anyhow::bail!("no access key {id}");
+    }
+    println!("{} {id}", if enabled { "enabled" } else { "disabled" });
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! Persistence. `Store` is the one seam between the service and its database: the SQLite
+//! implementation (`sqlite`) is the embedded default; the SQL is kept portable so a PostgreSQL
+//! implementation can slot in behind the same trait.
+//!
+//! Resources are stored as documents (`Record.body`, the domain type serialized as JSON) with the
+//! few columns lists filter and sort on pulled out beside them. Domain code works on typed
+//! resources through `Resource` and the typed helpers at the bottom of this file.
+//!
+//! Every multi-step change (check a quota, allocate an address, insert, queue a task, remember the
+//! ClientToken) runs as one closure inside one transaction: `Store::write`.
+
+pub mod sqlite;
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::api::error::{ApiError, ApiResult};
+
+/// A stored resource, kind-agnostic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub kind: &'static str,
+    pub account_id: i64,
+    pub region_id: String,
+    pub id: String,
+    /// The resource this one hangs under (a gateway's VPC, a connection's gateway), if any.
+    pub parent_id: Option<String>,
+    /// A value unique among live resources of this kind in one account and region (a customer
+    /// gateway's IP address), if the kind has one.
+    pub unique_key: Option<String>,
+    pub status: String,
+    pub name: String,
+    pub created_ms: i64,
+    pub body: String,
+}
+
+/// Which records a list wants. Empty/None fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub kind: &'static str,
+    pub account_id: i64,
+    pub region_id: Option<String>,
+    pub ids: Vec<String>,
+    pub parent_id: Option<String>,
+    pub unique_key: Option<String>,
+    pub status: Option<String>,
+    /// Every (key, value) must be bound; a `None` value matches any value of the key.
+    pub tags: Vec<(String, Option<String>)>,
+    pub offset: u64,
+    /// `None` = no limit.
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    pub name: String,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKeyRow {
+    pub id: String,
+    pub account_id: i64,
+    pub account_name: String,
+    /// Sealed with the master key (see `secret::MasterKey`).
+    pub sealed_secret: String,
+    pub enabled: bool,
+    pub created_ms: i64,
+}
+
+/// One tag bound to one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagBinding {
+    pub kind: String,
+    pub resource_id: String,
+    pub key: String,
+    pub value: String,
+}
+
+/// A durable unit of background work: "move resource X of kind K through operation OP".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub id: i64,
+    pub account_id: i64,
+    pub kind: String,
+    pub resource_id: String,
+    pub op: String,
+    /// How far the operation has come; the reconciler advances it.
+    pub step: i64,
+    pub due_ms: i64,
+}
+
+/// A stored ClientToken answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentAnswer {
+    pub params_hash: String,
+    pub response: String,
+}
+
+/// What one transaction can do. Errors are `ApiError`s so that domain checks made inside a
+/// transaction (quota full, already exists) abort it with the code the caller will see.
+pub trait Tx {
+    // Resources.
+    fn get(&self, kind: &'static str, account_id: i64, id: &str) -> ApiResult<Option<Record>>;
+    fn list(&self, q: &ListQuery) -> ApiResult<Vec<Record>>;
+    fn count(&self, q: &ListQuery) -> ApiResult<u64>;
+    fn insert(&mut self, rec: &Record) -> ApiResult<()>;
+    fn update(&mut self, rec: &Record) -> ApiResult<()>;
+    /// Deletes the record and every tag bound to it.
+    fn delete(&mut self, kind: &'static str, account_id: i64, id: &str) -> ApiResult<()>;
+
+    // Tags.
+    fn tags_of(&self, kind: &str, account_id: i64, ids: &[String]) -> ApiResult<HashMap<String, Vec<(String, String)>>>;
+    fn set_tag(&mut self, b: &TagBinding, account_id: i64) -> ApiResult<()>;
+    /// Removes the given keys (all keys when `keys` is None) from one resource.
+    fn remove_tags(&mut self, kind: &str, account_id: i64, id: &str, keys: Option<&[String]>) -> ApiResult<()>;
+
+    // Background tasks.
+    fn add_task(&mut self, account_id: i64, kind: &str, resource_id: &str, op: &str, due_ms: i64) -> ApiResult<()>;
+    fn due_tasks(&self, now_ms: i64, limit: u64) -> ApiResult<Vec<Task>>;
+    fn next_due_ms(&self) -> ApiResult<Option<i64>>;
+    fn advance_task(&mut self, id: i64, step: i64, due_ms: i64) -> ApiResult<()>;
+    fn finish_task(&mut self, id: i64) -> ApiResult<()>;
+
+    // ClientToken idempotency.
+    fn idempotent_answer(&self, account_id: i64, action: &str, token: &str) -> ApiResult<Option<IdempotentAnswer>>;
+    fn remember_answer(&mut self, account_id: i64, action: &str, token: &str, answer: &IdempotentAnswer, now_ms: i64) -> ApiResult<()>;
+
+    // Replay protection: false when the nonce was already used by this key.
+    fn use_nonce(&mut self, access_key_id: &str, nonce: &str, expires_ms: i64) -> ApiResult<bool>;
+    /// Drops nonces and ClientTokens whose time is up.
+    fn purge_expired(&mut self, now_ms: i64, token_ttl_ms: i64) -> ApiResult<()>;
+
+    // Address pools: the lowest free index of `pool`, bound to `owner`.
+    fn allocate_address(&mut self, pool: &str, size: u64, owner: &str) -> ApiResult<Option<u64>>;
+    fn release_addresses(&mut self, owner: &str) -> ApiResult<()>;
+
+    // Accounts and keys.
+    fn create_account(&mut self, name: &str, now_ms: i64) -> ApiResult<Account>;
+    fn account_by_name(&self, name: &str) -> ApiResult<Option<Account>>;
+    fn accounts(&self) -> ApiResult<Vec<Account>>;
+    fn insert_key(&mut self, key: &AccessKeyRow) -> ApiResult<()>;
+    fn key(&self, id: &str) -> ApiResult<Option<AccessKeyRow>>;
+    fn keys(&self) -> ApiResult<Vec<AccessKeyRow>>;
+    fn set_key_enabled(&mut self, id: &str, enabled: bool) -> ApiResult<bool>;
+}
+
+/// A queued write: runs inside its savepoint and says whether to keep what it did, handing back
+/// the reply to send once the group's commit has succeeded or failed.
+pub type WriteFn = Box<dyn FnOnce(&mut dyn Tx) -> (bool, Reply) + Send>;
+pub type Reply = Box<dyn FnOnce(ApiResult<()>) + Send>;
+
+/// The database. Reads run on a pooled connection; writes are queued to one writer that commits
+/// them in groups (one fsync for many requests) and answers each only after its group is durable.
+pub trait Store: Send + Sync + 'static {
+    /// Runs `f` against a consistent snapshot.
+    fn read_with(&self, f: &mut dyn FnMut(&dyn Tx)) -> ApiResult<()>;
+    /// Queues `f` to run in its own savepoint of the next group commit.
+    fn submit(&self, f: WriteFn);
+}
+
+impl dyn Store {
+    pub fn read<T>(&self, f: impl FnOnce(&dyn Tx) -> ApiResult<T>) -> ApiResult<T> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.read_with(&mut |tx| out = f.take().map(|f| f(tx)))?;
+        out.unwrap_or_else(|| Err(ApiError::internal("read did not run")))
+    }
+
+    /// Runs `f` as a durable write and waits until its group has committed. An `Err` from `f`
+    /// rolls back only what `f` did.
+    pub fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Tx) -> ApiResult<T> + Send + 'static,
+    ) -> impl Future<Output = ApiResult<T>> + Send + 'static {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(Box::new(move |t: &mut dyn Tx| {
+            let result = f(t);
+            let keep = result.is_ok();
+            let reply: Reply = Box::new(move |committed| {
+                let _ = tx.send(committed.and(result));
+            });
+            (keep, reply)
+        }));
+        async move { rx.await.map_err(|_| ApiError::internal("the writer stopped before answering"))? }
+    }
+}
+
+/// A domain type kept as a `Record`.
+pub trait Resource: Serialize + DeserializeOwned {
+    const KIND: &'static str;
+    fn id(&self) -> &str;
+    fn account_id(&self) -> i64;
+    fn region_id(&self) -> &str;
+    fn parent_id(&self) -> Option<&str> {
+        None
+    }
+    fn unique_key(&self) -> Option<String> {
+        None
+    }
+    fn status(&self) -> &str {
+        ""
+    }
+    fn name(&self) -> &str;
+    fn created_ms(&self) -> i64;
+
+    fn to_record(&self) -> Record {
+        Record {
+            kind: Self::KIND,
+            account_id: self.account_id(),
+            region_id: self.region_id().to_string(),
+            id: self.id().to_string(),
+            parent_id: self.parent_id().map(str::to_string),
+            unique_key: self.unique_key(),
+            status: self.status().to_string(),
+            name: self.name().to_string(),
+            created_ms: self.created_ms(),
+            body: serde_json::to_string(self).expect("resources serialize"),
+        }
+    }
+    fn from_record(rec: &Record) -> ApiResult<Self> {
+        serde_json::from_str(&rec.body).map_err(|e| ApiError::internal(format!("corrupt {} {}: {e}", rec.kind, rec.id)))
+    }
+}
+
+/// Typed access on top of `Tx`.
+pub trait TxExt: Tx {
+    fn get_as<R: Resource>(&self, account_id: i64, id: &str) -> ApiResult<Option<R>> {
+        self.get(R::KIND, account_id, id)?.map(|r| R::from_record(&r)).transpose()
+    }
+    fn list_as<R: Resource>(&self, q: &ListQuery) -> ApiResult<Vec<R>> {
+        self.list(q)?.iter().map(R::from_record).collect()
+    }
+    fn insert_as<R: Resource>(&mut self, r: &R) -> ApiResult<()> {
+        self.insert(&r.to_record())
+    }
+    fn update_as<R: Resource>(&mut self, r: &R) -> ApiResult<()> {
+        self.update(&r.to_record())
+    }
+}
+
+impl<T: Tx + ?Sized> TxExt for T {}
+
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}

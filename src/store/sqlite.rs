@@ -1,0 +1,592 @@
+//! The embedded store: SQLite in WAL mode with `synchronous=FULL`, so a write is on disk before
+//! its request is answered. One writer thread owns the write connection and commits queued
+//! writes in groups — each in its own savepoint — so many concurrent requests share one fsync.
+//! Reads use a small pool of read-only connections and never wait for the writer.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex};
+
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+
+use super::*;
+
+/// How many queued writes one commit may carry.
+const MAX_GROUP: usize = 512;
+
+/// Versioned schema steps, applied in order, each once. Plain, portable SQL.
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts, keys, resources, tags, tasks, idempotency, replay protection, address pools.
+    "CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_ms BIGINT NOT NULL
+    );
+    CREATE TABLE access_keys (
+        id TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        sealed_secret TEXT NOT NULL,
+        enabled INTEGER NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
+    CREATE TABLE resources (
+        seq INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        account_id INTEGER NOT NULL,
+        region_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        parent_id TEXT,
+        unique_key TEXT,
+        status TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        UNIQUE (kind, account_id, id)
+    );
+    CREATE INDEX resources_by_region ON resources (account_id, kind, region_id, seq);
+    CREATE INDEX resources_by_parent ON resources (account_id, kind, parent_id);
+    CREATE UNIQUE INDEX resources_by_unique_key ON resources (account_id, kind, region_id, unique_key);
+    CREATE TABLE tags (
+        account_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        resource_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (account_id, kind, resource_id, key)
+    );
+    CREATE INDEX tags_by_key ON tags (account_id, kind, key, value);
+    CREATE TABLE tasks (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        resource_id TEXT NOT NULL,
+        op TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        due_ms BIGINT NOT NULL
+    );
+    CREATE INDEX tasks_by_due ON tasks (due_ms);
+    CREATE TABLE client_tokens (
+        account_id INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        token TEXT NOT NULL,
+        params_hash TEXT NOT NULL,
+        response TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        PRIMARY KEY (account_id, action, token)
+    );
+    CREATE INDEX client_tokens_by_age ON client_tokens (created_ms);
+    CREATE TABLE nonces (
+        access_key_id TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        PRIMARY KEY (access_key_id, nonce)
+    );
+    CREATE INDEX nonces_by_expiry ON nonces (expires_ms);
+    CREATE TABLE address_leases (
+        pool TEXT NOT NULL,
+        idx BIGINT NOT NULL,
+        owner TEXT,
+        PRIMARY KEY (pool, idx)
+    );
+    CREATE INDEX address_leases_by_owner ON address_leases (owner);",
+];
+
+pub struct SqliteStore {
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    writes: Mutex<mpsc::Sender<WriteFn>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<data_dir>/gatehouse.db`, migrates it and starts the writer.
+    pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join("gatehouse.db");
+        let mut conn = Connection::open(&path)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;",
+        )?;
+        migrate(&mut conn)?;
+        let (sender, receiver) = mpsc::channel::<WriteFn>();
+        std::thread::Builder::new().name("store-writer".into()).spawn(move || writer(conn, receiver))?;
+        Ok(SqliteStore { path, readers: Mutex::new(Vec::new()), writes: Mutex::new(sender) })
+    }
+
+    fn reader(&self) -> ApiResult<Connection> {
+        if let Some(c) = self.readers.lock().expect("reader pool").pop() {
+            return Ok(c);
+        }
+        let c = Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(db_err)?;
+        c.execute_batch("PRAGMA busy_timeout = 10000;").map_err(db_err)?;
+        Ok(c)
+    }
+}
+
+impl Store for SqliteStore {
+    fn read_with(&self, f: &mut dyn FnMut(&dyn Tx)) -> ApiResult<()> {
+        let conn = self.reader()?;
+        {
+            let tx = conn.unchecked_transaction().map_err(db_err)?;
+            f(&SqliteTx { conn: &tx });
+            tx.finish().map_err(db_err)?;
+        }
+        self.readers.lock().expect("reader pool").push(conn);
+        Ok(())
+    }
+
+    fn submit(&self, f: WriteFn) {
+        // A send only fails once the writer has died; the dropped reply then reports it.
+        let _ = self.writes.lock().expect("write queue").send(f);
+    }
+}
+
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+    )?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let done: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+        tx.execute_batch(sql)?;
+        tx.execute("INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, ?2)", params![i as i64 + 1, now_ms()])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The writer thread: take what is queued, run each in a savepoint, commit once, then answer all.
+fn writer(mut conn: Connection, queue: mpsc::Receiver<WriteFn>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(f) => group.push(f),
+                Err(_) => break,
+            }
+        }
+        let mut replies = Vec::with_capacity(group.len());
+        let outcome = (|| -> rusqlite::Result<()> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for f in group.drain(..) {
+                tx.execute_batch("SAVEPOINT w")?;
+                let ran = catch_unwind(AssertUnwindSafe(|| f(&mut SqliteTx { conn: &tx })));
+                match ran {
+                    Ok((true, reply)) => {
+                        tx.execute_batch("RELEASE w")?;
+                        replies.push(reply);
+                    }
+                    Ok((false, reply)) => {
+                        tx.execute_batch("ROLLBACK TO w; RELEASE w")?;
+                        replies.push(reply);
+                    }
+                    // A panicking write is dropped with its reply: its caller sees InternalError.
+                    Err(_) => tx.execute_batch("ROLLBACK TO w; RELEASE w")?,
+                }
+            }
+            tx.commit()
+        })();
+        let outcome = outcome.map_err(db_err);
+        for reply in replies {
+            reply(outcome.clone());
+        }
+    }
+}
+
+fn db_err(e: rusqlite::Error) -> ApiError {
+    ApiError::internal(format!("database: {e}"))
+}
+
+struct SqliteTx<'c> {
+    conn: &'c Connection,
+}
+
+const RECORD_COLUMNS: &str = "kind, account_id, region_id, id, parent_id, unique_key, status, name, created_ms, body";
+
+fn record_from_row(kind: &'static str, row: &Row) -> rusqlite::Result<Record> {
+    Ok(Record {
+        kind,
+        account_id: row.get(1)?,
+        region_id: row.get(2)?,
+        id: row.get(3)?,
+        parent_id: row.get(4)?,
+        unique_key: row.get(5)?,
+        status: row.get(6)?,
+        name: row.get(7)?,
+        created_ms: row.get(8)?,
+        body: row.get(9)?,
+    })
+}
+
+fn key_from_row(row: &Row) -> rusqlite::Result<AccessKeyRow> {
+    Ok(AccessKeyRow {
+        id: row.get(0)?,
+        account_id: row.get(1)?,
+        account_name: row.get(2)?,
+        sealed_secret: row.get(3)?,
+        enabled: row.get(4)?,
+        created_ms: row.get(5)?,
+    })
+}
+
+const KEY_SELECT: &str = "SELECT k.id, k.account_id, a.name, k.sealed_secret, k.enabled, k.created_ms
+     FROM access_keys k JOIN accounts a ON a.id = k.account_id";
+
+/// `WHERE` clause and arguments for a `ListQuery` over `resources r`.
+fn list_filter(q: &ListQuery) -> (String, Vec<Value>) {
+    let mut sql = String::from("r.account_id = ? AND r.kind = ?");
+    let mut args = vec![Value::Integer(q.account_id), Value::Text(q.kind.to_string())];
+    if let Some(region) = &q.region_id {
+        sql.push_str(" AND r.region_id = ?");
+        args.push(Value::Text(region.clone()));
+    }
+    if !q.ids.is_empty() {
+        sql.push_str(" AND r.id IN (");
+        sql.push_str(&vec!["?"; q.ids.len()].join(", "));
+        sql.push(')');
+        args.extend(q.ids.iter().map(|id| Value::Text(id.clone())));
+    }
+    if let Some(parent) = &q.parent_id {
+        sql.push_str(" AND r.parent_id = ?");
+        args.push(Value::Text(parent.clone()));
+    }
+    if let Some(key) = &q.unique_key {
+        sql.push_str(" AND r.unique_key = ?");
+        args.push(Value::Text(key.clone()));
+    }
+    if let Some(status) = &q.status {
+        sql.push_str(" AND r.status = ?");
+        args.push(Value::Text(status.clone()));
+    }
+    for (key, value) in &q.tags {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM tags t WHERE t.account_id = r.account_id AND t.kind = r.kind \
+             AND t.resource_id = r.id AND t.key = ?",
+        );
+        args.push(Value::Text(key.clone()));
+        if let Some(v) = value {
+            sql.push_str(" AND t.value = ?");
+            args.push(Value::Text(v.clone()));
+        }
+        sql.push(')');
+    }
+    (sql, args)
+}
+
+impl Tx for SqliteTx<'_> {
+    fn get(&self, kind: &'static str, account_id: i64, id: &str) -> ApiResult<Option<Record>> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM resources WHERE kind = ?1 AND account_id = ?2 AND id = ?3"))
+            .map_err(db_err)?;
+        st.query_row(params![kind, account_id, id], |row| record_from_row(kind, row)).optional().map_err(db_err)
+    }
+
+    fn list(&self, q: &ListQuery) -> ApiResult<Vec<Record>> {
+        let (filter, mut args) = list_filter(q);
+        let mut sql = format!("SELECT {RECORD_COLUMNS} FROM resources r WHERE {filter} ORDER BY r.seq DESC");
+        if let Some(limit) = q.limit {
+            sql.push_str(" LIMIT ? OFFSET ?");
+            args.push(Value::Integer(limit as i64));
+            args.push(Value::Integer(q.offset as i64));
+        }
+        let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
+        let rows = st.query_map(params_from_iter(args), |row| record_from_row(q.kind, row)).map_err(db_err)?;
+        rows.collect::<Result<_, _>>().map_err(db_err)
+    }
+
+    fn count(&self, q: &ListQuery) -> ApiResult<u64> {
+        let (filter, args) = list_filter(q);
+        let mut st = self.conn.prepare_cached(&format!("SELECT COUNT(*) FROM resources r WHERE {filter}")).map_err(db_err)?;
+        st.query_row(params_from_iter(args), |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(db_err)
+    }
+
+    fn insert(&mut self, rec: &Record) -> ApiResult<()> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!("INSERT INTO resources ({RECORD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))
+            .map_err(db_err)?;
+        st.execute(params![
+            rec.kind,
+            rec.account_id,
+            rec.region_id,
+            rec.id,
+            rec.parent_id,
+            rec.unique_key,
+            rec.status,
+            rec.name,
+            rec.created_ms,
+            rec.body
+        ])
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn update(&mut self, rec: &Record) -> ApiResult<()> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "UPDATE resources SET parent_id = ?4, unique_key = ?5, status = ?6, name = ?7, body = ?8
+                 WHERE kind = ?1 AND account_id = ?2 AND id = ?3",
+            )
+            .map_err(db_err)?;
+        let n = st
+            .execute(params![rec.kind, rec.account_id, rec.id, rec.parent_id, rec.unique_key, rec.status, rec.name, rec.body])
+            .map_err(db_err)?;
+        if n == 0 {
+            return Err(ApiError::internal(format!("update of missing {} {}", rec.kind, rec.id)));
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, kind: &'static str, account_id: i64, id: &str) -> ApiResult<()> {
+        self.conn
+            .prepare_cached("DELETE FROM resources WHERE kind = ?1 AND account_id = ?2 AND id = ?3")
+            .and_then(|mut st| st.execute(params![kind, account_id, id]))
+            .map_err(db_err)?;
+        self.remove_tags(kind, account_id, id, None)
+    }
+
+    fn tags_of(&self, kind: &str, account_id: i64, ids: &[String]) -> ApiResult<HashMap<String, Vec<(String, String)>>> {
+        let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let sql = format!(
+            "SELECT resource_id, key, value FROM tags WHERE account_id = ? AND kind = ? AND resource_id IN ({}) \
+             ORDER BY resource_id, key",
+            vec!["?"; ids.len()].join(", ")
+        );
+        let mut args = vec![Value::Integer(account_id), Value::Text(kind.to_string())];
+        args.extend(ids.iter().map(|i| Value::Text(i.clone())));
+        let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
+        let rows = st
+            .query_map(params_from_iter(args), |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(db_err)?;
+        for row in rows {
+            let (id, k, v) = row.map_err(db_err)?;
+            out.entry(id).or_default().push((k, v));
+        }
+        Ok(out)
+    }
+
+    fn set_tag(&mut self, b: &TagBinding, account_id: i64) -> ApiResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO tags (account_id, kind, resource_id, key, value) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (account_id, kind, resource_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .and_then(|mut st| st.execute(params![account_id, b.kind, b.resource_id, b.key, b.value]))
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn remove_tags(&mut self, kind: &str, account_id: i64, id: &str, keys: Option<&[String]>) -> ApiResult<()> {
+        match keys {
+            None => self
+                .conn
+                .prepare_cached("DELETE FROM tags WHERE account_id = ?1 AND kind = ?2 AND resource_id = ?3")
+                .and_then(|mut st| st.execute(params![account_id, kind, id])),
+            Some(keys) => {
+                let mut st = self
+                    .conn
+                    .prepare_cached("DELETE FROM tags WHERE account_id = ?1 AND kind = ?2 AND resource_id = ?3 AND key = ?4")
+                    .map_err(db_err)?;
+                for k in keys {
+                    st.execute(params![account_id, kind, id, k]).map_err(db_err)?;
+                }
+                Ok(0)
+            }
+        }
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn add_task(&mut self, account_id: i64, kind: &str, resource_id: &str, op: &str, due_ms: i64) -> ApiResult<()> {
+        self.conn
+            .prepare_cached("INSERT INTO tasks (account_id, kind, resource_id, op, step, due_ms) VALUES (?1, ?2, ?3, ?4, 0, ?5)")
+            .and_then(|mut st| st.execute(params![account_id, kind, resource_id, op, due_ms]))
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn due_tasks(&self, now_ms: i64, limit: u64) -> ApiResult<Vec<Task>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, account_id, kind, resource_id, op, step, due_ms FROM tasks
+                 WHERE due_ms <= ?1 ORDER BY due_ms, id LIMIT ?2",
+            )
+            .map_err(db_err)?;
+        let rows = st
+            .query_map(params![now_ms, limit as i64], |r| {
+                Ok(Task {
+                    id: r.get(0)?,
+                    account_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    resource_id: r.get(3)?,
+                    op: r.get(4)?,
+                    step: r.get(5)?,
+                    due_ms: r.get(6)?,
+                })
+            })
+            .map_err(db_err)?;
+        rows.collect::<Result<_, _>>().map_err(db_err)
+    }
+
+    fn next_due_ms(&self) -> ApiResult<Option<i64>> {
+        self.conn.query_row("SELECT MIN(due_ms) FROM tasks", [], |r| r.get(0)).map_err(db_err)
+    }
+
+    fn advance_task(&mut self, id: i64, step: i64, due_ms: i64) -> ApiResult<()> {
+        self.conn
+            .prepare_cached("UPDATE tasks SET step = ?2, due_ms = ?3 WHERE id = ?1")
+            .and_then(|mut st| st.execute(params![id, step, due_ms]))
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn finish_task(&mut self, id: i64) -> ApiResult<()> {
+        self.conn
+            .prepare_cached("DELETE FROM tasks WHERE id = ?1")
+            .and_then(|mut st| st.execute(params![id]))
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn idempotent_answer(&self, account_id: i64, action: &str, token: &str) -> ApiResult<Option<IdempotentAnswer>> {
+        self.conn
+            .prepare_cached("SELECT params_hash, response FROM client_tokens WHERE account_id = ?1 AND action = ?2 AND token = ?3")
+            .and_then(|mut st| {
+                st.query_row(params![account_id, action, token], |r| {
+                    Ok(IdempotentAnswer { params_hash: r.get(0)?, response: r.get(1)? })
+                })
+                .optional()
+            })
+            .map_err(db_err)
+    }
+
+    fn remember_answer(&mut self, account_id: i64, action: &str, token: &str, a: &IdempotentAnswer, now_ms: i64) -> ApiResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO client_tokens (account_id, action, token, params_hash, response, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut st| st.execute(params![account_id, action, token, a.params_hash, a.response, now_ms]))
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn use_nonce(&mut self, access_key_id: &str, nonce: &str, expires_ms: i64) -> ApiResult<bool> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO nonces (access_key_id, nonce, expires_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (access_key_id, nonce) DO NOTHING",
+            )
+            .and_then(|mut st| st.execute(params![access_key_id, nonce, expires_ms]))
+            .map_err(db_err)?;
+        Ok(n == 1)
+    }
+
+    fn purge_expired(&mut self, now_ms: i64, token_ttl_ms: i64) -> ApiResult<()> {
+        self.conn
+            .execute("DELETE FROM nonces WHERE expires_ms < ?1", params![now_ms])
+            .and_then(|_| self.conn.execute("DELETE FROM client_tokens WHERE created_ms < ?1", params![now_ms - token_ttl_ms]))
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn allocate_address(&mut self, pool: &str, size: u64, owner: &str) -> ApiResult<Option<u64>> {
+        let free: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT MIN(idx) FROM address_leases WHERE pool = ?1 AND owner IS NULL")
+            .and_then(|mut st| st.query_row(params![pool], |r| r.get(0)))
+            .map_err(db_err)?;
+        if let Some(idx) = free {
+            self.conn
+                .prepare_cached("UPDATE address_leases SET owner = ?3 WHERE pool = ?1 AND idx = ?2")
+                .and_then(|mut st| st.execute(params![pool, idx, owner]))
+                .map_err(db_err)?;
+            return Ok(Some(idx as u64));
+        }
+        let next: i64 = self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(idx) + 1, 0) FROM address_leases WHERE pool = ?1")
+            .and_then(|mut st| st.query_row(params![pool], |r| r.get(0)))
+            .map_err(db_err)?;
+        if next as u64 >= size {
+            return Ok(None);
+        }
+        self.conn
+            .prepare_cached("INSERT INTO address_leases (pool, idx, owner) VALUES (?1, ?2, ?3)")
+            .and_then(|mut st| st.execute(params![pool, next, owner]))
+            .map_err(db_err)?;
+        Ok(Some(next as u64))
+    }
+
+    fn release_addresses(&mut self, owner: &str) -> ApiResult<()> {
+        self.conn
+            .prepare_cached("UPDATE address_leases SET owner = NULL WHERE owner = ?1")
+            .and_then(|mut st| st.execute(params![owner]))
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn create_account(&mut self, name: &str, now_ms: i64) -> ApiResult<Account> {
+        self.conn
+            .execute("INSERT INTO accounts (name, created_ms) VALUES (?1, ?2)", params![name, now_ms])
+            .map_err(db_err)?;
+        Ok(Account { id: self.conn.last_insert_rowid(), name: name.to_string(), created_ms: now_ms })
+    }
+
+    fn account_by_name(&self, name: &str) -> ApiResult<Option<Account>> {
+        self.conn
+            .query_row("SELECT id, name, created_ms FROM accounts WHERE name = ?1", params![name], |r| {
+                Ok(Account { id: r.get(0)?, name: r.get(1)?, created_ms: r.get(2)? })
+            })
+            .optional()
+            .map_err(db_err)
+    }
+
+    fn accounts(&self) -> ApiResult<Vec<Account>> {
+        let mut st = self.conn.prepare("SELECT id, name, created_ms FROM accounts ORDER BY id").map_err(db_err)?;
+        let rows = st
+            .query_map([], |r| Ok(Account { id: r.get(0)?, name: r.get(1)?, created_ms: r.get(2)? }))
+            .map_err(db_err)?;
+        rows.collect::<Result<_, _>>().map_err(db_err)
+    }
+
+    fn insert_key(&mut self, k: &AccessKeyRow) -> ApiResult<()> {
+        self.conn
+            .execute(
+                "INSERT INTO access_keys (id, account_id, sealed_secret, enabled, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![k.id, k.account_id, k.sealed_secret, k.enabled, k.created_ms],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn key(&self, id: &str) -> ApiResult<Option<AccessKeyRow>> {
+        self.conn
+            .prepare_cached(&format!("{KEY_SELECT} WHERE k.id = ?1"))
+            .and_then(|mut st| st.query_row(params![id], key_from_row).optional())
+            .map_err(db_err)
+    }
+
+    fn keys(&self) -> ApiResult<Vec<AccessKeyRow>> {
+        let mut st = self.conn.prepare(&format!("{KEY_SELECT} ORDER BY k.created_ms, k.id")).map_err(db_err)?;
+        let rows = st.query_map([], key_from_row).map_err(db_err)?;
+        rows.collect::<Result<_, _>>().map_err(db_err)
+    }
+
+    fn set_key_enabled(&mut self, id: &str, enabled: bool) -> ApiResult<bool> {
+        let n = self
+            .conn
+            .execute("UPDATE access_keys SET enabled = ?2 WHERE id = ?1", params![id, enabled])
+            .map_err(db_err)?;
+        Ok(n == 1)
+    }
+}
