@@ -16,6 +16,10 @@ use gatehouse::store::sqlite::SqliteStore;
 use gatehouse::store::Store;
 use gatehouse::{api, reconciler};
 
+// Many small short-lived allocations per request (JSON trees): mimalloc handles them far better.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "gatehouse", version, about = "Self-hostable VPN gateway service with Alibaba Cloud's VPN Gateway API")]
 struct Cli {

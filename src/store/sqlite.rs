@@ -15,6 +15,8 @@ use super::*;
 
 /// How many queued writes one commit may carry.
 const MAX_GROUP: usize = 512;
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Versioned schema steps, applied in order, each once. Plain, portable SQL.
 const MIGRATIONS: &[&str] = &[
@@ -84,13 +86,33 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (access_key_id, nonce)
     );
     CREATE INDEX nonces_by_expiry ON nonces (expires_ms);
+    CREATE TABLE address_pools (
+        pool TEXT PRIMARY KEY,
+        next_idx BIGINT NOT NULL
+    );
     CREATE TABLE address_leases (
         pool TEXT NOT NULL,
         idx BIGINT NOT NULL,
-        owner TEXT,
+        owner TEXT NOT NULL,
         PRIMARY KEY (pool, idx)
     );
-    CREATE INDEX address_leases_by_owner ON address_leases (owner);",
+    CREATE INDEX address_leases_by_owner ON address_leases (owner);
+    CREATE TABLE address_free (
+        pool TEXT NOT NULL,
+        idx BIGINT NOT NULL,
+        PRIMARY KEY (pool, idx)
+    );",
+    // 2: live resources per account, kind and region, kept with every insert and delete so that
+    // quota checks and unfiltered list totals do not count rows.
+    "CREATE TABLE resource_counts (
+        account_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        region_id TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (account_id, kind, region_id)
+    );
+    INSERT INTO resource_counts (account_id, kind, region_id, n)
+        SELECT account_id, kind, region_id, COUNT(*) FROM resources GROUP BY account_id, kind, region_id;",
 ];
 
 pub struct SqliteStore {
@@ -105,12 +127,18 @@ impl SqliteStore {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join("gatehouse.db");
         let mut conn = Connection::open(&path)?;
+        // The writer never checkpoints (that would stall every queued request behind it); a
+        // background thread copies the WAL back into the database instead.
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;
+             PRAGMA wal_autocheckpoint = 0;",
         )?;
         migrate(&mut conn)?;
         let (sender, receiver) = mpsc::channel::<WriteFn>();
         std::thread::Builder::new().name("store-writer".into()).spawn(move || writer(conn, receiver))?;
+        let checkpoints = Connection::open(&path)?;
+        checkpoints.execute_batch("PRAGMA busy_timeout = 10000;")?;
+        std::thread::Builder::new().name("store-checkpoint".into()).spawn(move || checkpointer(checkpoints))?;
         Ok(SqliteStore { path, readers: Mutex::new(Vec::new()), writes: Mutex::new(sender) })
     }
 
@@ -157,6 +185,17 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Copies committed WAL frames into the database file, without ever blocking the writer.
+fn checkpointer(conn: Connection) {
+    loop {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        // PASSIVE does what it can without waiting for readers or the writer.
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "checkpoint failed");
+        }
+    }
+}
+
 /// The writer thread: take what is queued, run each in a savepoint, commit once, then answer all.
 fn writer(mut conn: Connection, queue: mpsc::Receiver<WriteFn>) {
     while let Ok(first) = queue.recv() {
@@ -201,6 +240,19 @@ fn db_err(e: rusqlite::Error) -> ApiError {
 
 struct SqliteTx<'c> {
     conn: &'c Connection,
+}
+
+impl SqliteTx<'_> {
+    fn adjust_count(&self, account_id: i64, kind: &str, region_id: &str, by: i64) -> ApiResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO resource_counts (account_id, kind, region_id, n) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (account_id, kind, region_id) DO UPDATE SET n = n + excluded.n",
+            )
+            .and_then(|mut st| st.execute(params![account_id, kind, region_id, by]))
+            .map_err(db_err)?;
+        Ok(())
+    }
 }
 
 const RECORD_COLUMNS: &str = "kind, account_id, region_id, id, parent_id, unique_key, status, name, created_ms, body";
@@ -286,18 +338,34 @@ impl Tx for SqliteTx<'_> {
 
     fn list(&self, q: &ListQuery) -> ApiResult<Vec<Record>> {
         let (filter, mut args) = list_filter(q);
-        let mut sql = format!("SELECT {RECORD_COLUMNS} FROM resources r WHERE {filter} ORDER BY r.seq DESC");
-        if let Some(limit) = q.limit {
-            sql.push_str(" LIMIT ? OFFSET ?");
-            args.push(Value::Integer(limit as i64));
-            args.push(Value::Integer(q.offset as i64));
-        }
+        let sql = match q.limit {
+            // Skip through the index alone, then read only the rows of the page.
+            Some(limit) => {
+                args.push(Value::Integer(limit as i64));
+                args.push(Value::Integer(q.offset as i64));
+                format!(
+                    "SELECT {RECORD_COLUMNS} FROM resources WHERE seq IN \
+                     (SELECT r.seq FROM resources r WHERE {filter} ORDER BY r.seq DESC LIMIT ? OFFSET ?) \
+                     ORDER BY seq DESC"
+                )
+            }
+            None => format!("SELECT {RECORD_COLUMNS} FROM resources r WHERE {filter} ORDER BY r.seq DESC"),
+        };
         let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
         let rows = st.query_map(params_from_iter(args), |row| record_from_row(q.kind, row)).map_err(db_err)?;
         rows.collect::<Result<_, _>>().map_err(db_err)
     }
 
     fn count(&self, q: &ListQuery) -> ApiResult<u64> {
+        let whole_region = q.ids.is_empty() && q.parent_id.is_none() && q.unique_key.is_none() && q.status.is_none() && q.tags.is_empty();
+        if let (true, Some(region)) = (whole_region, &q.region_id) {
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT n FROM resource_counts WHERE account_id = ?1 AND kind = ?2 AND region_id = ?3")
+                .map_err(db_err)?;
+            let n: Option<i64> = st.query_row(params![q.account_id, q.kind, region], |r| r.get(0)).optional().map_err(db_err)?;
+            return Ok(n.unwrap_or(0) as u64);
+        }
         let (filter, args) = list_filter(q);
         let mut st = self.conn.prepare_cached(&format!("SELECT COUNT(*) FROM resources r WHERE {filter}")).map_err(db_err)?;
         st.query_row(params_from_iter(args), |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(db_err)
@@ -321,7 +389,7 @@ impl Tx for SqliteTx<'_> {
             rec.body
         ])
         .map_err(db_err)?;
-        Ok(())
+        self.adjust_count(rec.account_id, rec.kind, &rec.region_id, 1)
     }
 
     fn update(&mut self, rec: &Record) -> ApiResult<()> {
@@ -342,10 +410,14 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn delete(&mut self, kind: &'static str, account_id: i64, id: &str) -> ApiResult<()> {
-        self.conn
-            .prepare_cached("DELETE FROM resources WHERE kind = ?1 AND account_id = ?2 AND id = ?3")
-            .and_then(|mut st| st.execute(params![kind, account_id, id]))
+        let region: Option<String> = self
+            .conn
+            .prepare_cached("DELETE FROM resources WHERE kind = ?1 AND account_id = ?2 AND id = ?3 RETURNING region_id")
+            .and_then(|mut st| st.query_row(params![kind, account_id, id], |r| r.get(0)).optional())
             .map_err(db_err)?;
+        if let Some(region) = region {
+            self.adjust_count(account_id, kind, &region, -1)?;
+        }
         self.remove_tags(kind, account_id, id, None)
     }
 
@@ -500,36 +572,54 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn allocate_address(&mut self, pool: &str, size: u64, owner: &str) -> ApiResult<Option<u64>> {
-        let free: Option<i64> = self
+        // Reuse the lowest released index, else take the pool's next never-used one.
+        let freed: Option<i64> = self
             .conn
-            .prepare_cached("SELECT MIN(idx) FROM address_leases WHERE pool = ?1 AND owner IS NULL")
+            .prepare_cached("SELECT MIN(idx) FROM address_free WHERE pool = ?1")
             .and_then(|mut st| st.query_row(params![pool], |r| r.get(0)))
             .map_err(db_err)?;
-        if let Some(idx) = free {
-            self.conn
-                .prepare_cached("UPDATE address_leases SET owner = ?3 WHERE pool = ?1 AND idx = ?2")
-                .and_then(|mut st| st.execute(params![pool, idx, owner]))
-                .map_err(db_err)?;
-            return Ok(Some(idx as u64));
-        }
-        let next: i64 = self
-            .conn
-            .prepare_cached("SELECT COALESCE(MAX(idx) + 1, 0) FROM address_leases WHERE pool = ?1")
-            .and_then(|mut st| st.query_row(params![pool], |r| r.get(0)))
-            .map_err(db_err)?;
-        if next as u64 >= size {
-            return Ok(None);
-        }
+        let idx = match freed {
+            Some(idx) => {
+                self.conn
+                    .prepare_cached("DELETE FROM address_free WHERE pool = ?1 AND idx = ?2")
+                    .and_then(|mut st| st.execute(params![pool, idx]))
+                    .map_err(db_err)?;
+                idx
+            }
+            None => {
+                let next: i64 = self
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO address_pools (pool, next_idx) VALUES (?1, 1)
+                         ON CONFLICT (pool) DO UPDATE SET next_idx = next_idx + 1 RETURNING next_idx",
+                    )
+                    .and_then(|mut st| st.query_row(params![pool], |r| r.get(0)))
+                    .map_err(db_err)?;
+                if next as u64 > size {
+                    // Leave the mark where it was, so the pool stays exactly full.
+                    self.conn
+                        .prepare_cached("UPDATE address_pools SET next_idx = next_idx - 1 WHERE pool = ?1")
+                        .and_then(|mut st| st.execute(params![pool]))
+                        .map_err(db_err)?;
+                    return Ok(None);
+                }
+                next - 1
+            }
+        };
         self.conn
             .prepare_cached("INSERT INTO address_leases (pool, idx, owner) VALUES (?1, ?2, ?3)")
-            .and_then(|mut st| st.execute(params![pool, next, owner]))
+            .and_then(|mut st| st.execute(params![pool, idx, owner]))
             .map_err(db_err)?;
-        Ok(Some(next as u64))
+        Ok(Some(idx as u64))
     }
 
     fn release_addresses(&mut self, owner: &str) -> ApiResult<()> {
         self.conn
-            .prepare_cached("UPDATE address_leases SET owner = NULL WHERE owner = ?1")
+            .prepare_cached(
+                "INSERT INTO address_free (pool, idx) SELECT pool, idx FROM address_leases WHERE owner = ?1",
+            )
+            .and_then(|mut st| st.execute(params![owner]))
+            .and_then(|_| self.conn.prepare_cached("DELETE FROM address_leases WHERE owner = ?1"))
             .and_then(|mut st| st.execute(params![owner]))
             .map_err(db_err)?;
         Ok(())
