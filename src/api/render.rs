@@ -140,8 +140,8 @@ mod tests {
         let v = json!({"VpnGateways": {"VpnGateway": [{"Id": "a"}, {"Id": "b & c"}]}, "Empty": {"Tag": []}, "N": 5});
         assert_eq!(
             xml_of(v),
-            "<R><VpnGateways><VpnGateway><Id>a</Id></VpnGateway><VpnGateway><Id>b &amp; c</Id></VpnGateway>\
-             </VpnGateways><Empty></Empty><N>5</N></R>"
+            "<R><Empty></Empty><N>5</N><VpnGateways><VpnGateway><Id>a</Id></VpnGateway>\
+             <VpnGateway><Id>b &amp; c</Id></VpnGateway></VpnGateways></R>"
         );
     }
 
