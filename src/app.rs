@@ -60,7 +60,9 @@ impl Ctx {
                 return Err(ApiError::invalid_parameter("ClientToken", "at most 64 ASCII characters"));
             }
         }
-        let (account, action, hash) = (self.account_id, self.action.clone(), self.params.fingerprint());
+        // Tokens are scoped per account, region and action, as the real service scopes them.
+        let scope = format!("{}/{}", self.params.get("RegionId").unwrap_or_default(), self.action);
+        let (account, action, hash) = (self.account_id, scope, self.params.fingerprint());
         let body = self
             .store()
             .write(move |tx| {

@@ -50,6 +50,12 @@ pub struct Quotas {
     pub customer_gateways: u64,
     /// User tags per resource (documented: 20).
     pub tags_per_resource: usize,
+    /// IPsec connections per VPN gateway.
+    pub vpn_connections: u64,
+    /// Destination-based routes per VPN gateway.
+    pub destination_routes: u64,
+    /// Policy-based routes per VPN gateway.
+    pub policy_routes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -79,7 +85,14 @@ impl Config {
             listen,
             data_dir,
             transition_delay: Duration::from_millis(1000),
-            quotas: Quotas { vpn_gateways: 100, customer_gateways: 100, tags_per_resource: 20 },
+            quotas: Quotas {
+                vpn_gateways: 100,
+                customer_gateways: 100,
+                tags_per_resource: 20,
+                vpn_connections: 10,
+                destination_routes: 100,
+                policy_routes: 100,
+            },
             rate_limit: 0,
             regions: DEFAULT_REGIONS
                 .iter()

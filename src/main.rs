@@ -70,6 +70,15 @@ struct ServeArgs {
     /// Customer gateways per account and region.
     #[arg(long, default_value_t = 100)]
     quota_customer_gateways: u64,
+    /// IPsec connections per VPN gateway.
+    #[arg(long, default_value_t = 10)]
+    quota_vpn_connections: u64,
+    /// Destination-based routes per VPN gateway.
+    #[arg(long, default_value_t = 100)]
+    quota_destination_routes: u64,
+    /// Policy-based routes per VPN gateway.
+    #[arg(long, default_value_t = 100)]
+    quota_policy_routes: u64,
     /// Requests per second per account (0 = unlimited).
     #[arg(long, default_value_t = 0)]
     rate_limit: u32,
@@ -138,6 +147,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.transition_delay = Duration::from_millis(args.transition_delay_ms);
     config.quotas.vpn_gateways = args.quota_vpn_gateways;
     config.quotas.customer_gateways = args.quota_customer_gateways;
+    config.quotas.vpn_connections = args.quota_vpn_connections;
+    config.quotas.destination_routes = args.quota_destination_routes;
+    config.quotas.policy_routes = args.quota_policy_routes;
     config.rate_limit = args.rate_limit;
     config.public_pool = args.public_pool;
     config.private_pool = args.private_pool;

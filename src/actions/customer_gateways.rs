@@ -74,8 +74,9 @@ impl CustomerGateway {
     }
 }
 
-pub fn find(tx: &dyn Tx, account_id: i64, id: &str) -> ApiResult<CustomerGateway> {
-    tx.get_as::<CustomerGateway>(account_id, id)?.ok_or_else(|| {
+/// The caller's customer gateway in `region`, or `InvalidCustomerGatewayInstanceId.NotFound`.
+pub fn find(tx: &dyn Tx, account_id: i64, region: &str, id: &str) -> ApiResult<CustomerGateway> {
+    tx.get_as::<CustomerGateway>(account_id, id)?.filter(|c| c.region_id == region).ok_or_else(|| {
         ApiError::not_found(
             "InvalidCustomerGatewayInstanceId.NotFound",
             "The specified customer gateway instance id does not exist.",
@@ -179,7 +180,7 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
 }
 
 pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
-    ctx.region()?;
+    let region = ctx.region()?;
     let p = &ctx.params;
     let id = p.required("CustomerGatewayId")?;
     let name = p.str("Name");
@@ -196,7 +197,7 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
     }
     let account_id = ctx.account_id;
     ctx.write_once(move |tx| {
-        let mut cgw = find(tx, account_id, &id)?;
+        let mut cgw = find(tx, account_id, &region.id, &id)?;
         if auth_key.is_some() && cgw.asn.is_none() {
             return Err(missing_asn());
         }
@@ -216,10 +217,10 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
 }
 
 pub async fn describe_one(ctx: Ctx) -> ApiResult<Body> {
-    ctx.region()?;
+    let region = ctx.region()?;
     let id = ctx.params.required("CustomerGatewayId")?;
     ctx.store().read(|tx| {
-        let cgw = find(tx, ctx.account_id, &id)?;
+        let cgw = find(tx, ctx.account_id, &region.id, &id)?;
         let tags = tx.tags_of(CustomerGateway::KIND, ctx.account_id, &[cgw.id.clone()])?;
         Ok(cgw.describe(tags.get(&cgw.id)))
     })
@@ -254,11 +255,11 @@ pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
 }
 
 pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
-    ctx.region()?;
+    let region = ctx.region()?;
     let id = ctx.params.required("CustomerGatewayId")?;
     let account_id = ctx.account_id;
     ctx.write_once(move |tx| {
-        let cgw = find(tx, account_id, &id)?;
+        let cgw = find(tx, account_id, &region.id, &id)?;
         tx.delete(CustomerGateway::KIND, account_id, &cgw.id)?;
         Ok(Body::new())
     })

@@ -24,7 +24,7 @@ pub fn valid_label(s: &str, min: usize, max: usize) -> bool {
     let mut chars = s.chars();
     (min..=max).contains(&n)
         && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || is_chinese(c))
-        && chars.all(|c| c.is_ascii_alphanumeric() || is_chinese(c) || c == '_' || c == '-' || c == '.')
+        && chars.all(|c| c.is_ascii_alphanumeric() || is_chinese(c) || c == '_' || c == '-')
 }
 
 pub fn check_name(name: &str, max: usize) -> ApiResult<()> {
@@ -35,11 +35,9 @@ pub fn check_name(name: &str, max: usize) -> ApiResult<()> {
     }
 }
 
-/// Descriptions follow the name rule, except that their length is 2-100 (or 2-256) characters.
+/// Descriptions follow the same documented rule as names.
 pub fn check_description(description: &str, max: usize) -> ApiResult<()> {
-    let n = description.chars().count();
-    let starts_well = description.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || is_chinese(c));
-    if (2..=max).contains(&n) && starts_well && !description.contains("http://") && !description.contains("https://") {
+    if valid_label(description, 2, max) {
         Ok(())
     } else {
         Err(ApiError::bad_request("InvalidDescription", "The description is not valid"))
@@ -74,8 +72,10 @@ mod tests {
         assert!(!valid_label("a", 2, 100));
         assert!(!valid_label(&"a".repeat(101), 2, 100));
         assert!(!valid_label("ab cd", 2, 100));
+        assert!(!valid_label("ab.c", 2, 100));
         assert!(check_description("http://x", 100).is_err());
-        assert!(check_description("A description, with spaces.", 100).is_ok());
+        assert!(check_description("has space", 100).is_err());
+        assert!(check_description("Office_link-2", 100).is_ok());
         assert_eq!(check_name("-x", 100).unwrap_err().code, "InvalidName");
     }
 }

@@ -143,9 +143,18 @@ impl VpnGateway {
     }
 }
 
-/// The caller's gateway, or `InvalidVpnGatewayInstanceId.NotFound` with `status`.
-pub fn find(tx: &dyn Tx, account_id: i64, id: &str, status: u16) -> ApiResult<VpnGateway> {
-    tx.get_as::<VpnGateway>(account_id, id)?.ok_or_else(|| {
+/// Starts applying a change to the gateway's connections or routes: the gateway is `updating`
+/// (refusing other changes with `VpnGateway.Configuring`) until the reconciler has applied it.
+pub fn begin_update(tx: &mut dyn Tx, gw: &mut VpnGateway, delay_ms: i64) -> ApiResult<()> {
+    gw.ensure_active()?;
+    gw.status = "updating".into();
+    tx.update_as(gw)?;
+    tx.add_task(gw.account_id, VpnGateway::KIND, &gw.id, "update", now_ms() + delay_ms)
+}
+
+/// The caller's gateway in `region`, or `InvalidVpnGatewayInstanceId.NotFound` with `status`.
+pub fn find(tx: &dyn Tx, account_id: i64, region: &str, id: &str, status: u16) -> ApiResult<VpnGateway> {
+    tx.get_as::<VpnGateway>(account_id, id)?.filter(|g| g.region_id == region).ok_or_else(|| {
         ApiError::new(status, "InvalidVpnGatewayInstanceId.NotFound", "The specified vpn gateway instance id does not exist.")
     })
 }
@@ -250,7 +259,7 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
 }
 
 pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
-    ctx.region()?;
+    let region = ctx.region()?;
     let p = &ctx.params;
     let id = p.required("VpnGatewayId")?;
     let name = p.str("Name");
@@ -265,7 +274,7 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
     let account_id = ctx.account_id;
     ctx.write_once(move |tx| {
         // Documented as 400 for this action (404 elsewhere).
-        let mut gw = find(tx, account_id, &id, 400)?;
+        let mut gw = find(tx, account_id, &region.id, &id, 400)?;
         gw.ensure_active()?;
         if let Some(n) = name {
             gw.name = n;
@@ -283,11 +292,11 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
 }
 
 pub async fn describe_one(ctx: Ctx) -> ApiResult<Body> {
-    ctx.region()?;
+    let region = ctx.region()?;
     let id = ctx.params.required("VpnGatewayId")?;
     let reservation = ctx.params.bool("IncludeReservationData")?.unwrap_or(false);
     ctx.store().read(|tx| {
-        let gw = find(tx, ctx.account_id, &id, 404)?;
+        let gw = find(tx, ctx.account_id, &region.id, &id, 404)?;
         let tags = tx.tags_of(VpnGateway::KIND, ctx.account_id, &[gw.id.clone()])?;
         Ok(gw.describe(tags.get(&gw.id), reservation))
     })
@@ -332,11 +341,11 @@ pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
 }
 
 pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
-    ctx.region()?;
+    let region = ctx.region()?;
     let id = ctx.params.required("VpnGatewayId")?;
     let (account_id, delay) = (ctx.account_id, ctx.app.config.transition_delay);
     ctx.write_once(move |tx| {
-        let mut gw = find(tx, account_id, &id, 404)?;
+        let mut gw = find(tx, account_id, &region.id, &id, 404)?;
         gw.ensure_active()?;
         gw.status = "deleting".into();
         tx.update_as(&gw)?;

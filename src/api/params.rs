@@ -108,7 +108,8 @@ impl Params {
     }
 
     /// Key/value pairs `Prefix.N.Key` / `Prefix.N.Value` (N = 1..max), in index order. A pair
-    /// without a key is an error; a missing value is the empty string.
+    /// without a key is `MissingPrefix.N.Key`; an empty key is returned for the caller's rules
+    /// to judge; a value that is not sent is `None`.
     pub fn tags(&self, prefix: &str, max: usize) -> ApiResult<Vec<(String, Option<String>)>> {
         let mut entries: std::collections::BTreeMap<usize, (Option<String>, Option<String>)> = Default::default();
         for (k, v) in &self.map {
@@ -123,7 +124,7 @@ impl Params {
         }
         entries
             .into_iter()
-            .map(|(n, (key, value))| match key.filter(|k| !k.is_empty()) {
+            .map(|(n, (key, value))| match key {
                 Some(key) => Ok((key, value)),
                 None => Err(ApiError::missing_parameter(&format!("{prefix}.{n}.Key"))),
             })
@@ -228,6 +229,7 @@ mod tests {
         );
         assert!(p(&[("Tag.21.Key", "k")]).tags("Tag", 20).is_err());
         assert_eq!(p(&[("Tag.1.Value", "v")]).tags("Tag", 20).unwrap_err().code, "MissingTag.1.Key");
+        assert_eq!(p(&[("Tag.1.Key", "")]).tags("Tag", 20).unwrap(), vec![(String::new(), None)]);
     }
 
     #[test]
