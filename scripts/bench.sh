@@ -47,9 +47,11 @@ print(body["VpnGateways"]["VpnGateway"][0]["VpnGatewayId"])
 PY
 )
 echo "== DescribeVpnGateway ($gw)"
-bench --action DescribeVpnGateway --param "VpnGatewayId=$gw" --duration "${secs}s" --connections 32
-echo "== DescribeVpnGateways (page of 10 of 10000)"
-bench --action DescribeVpnGateways --param PageSize=10 --param PageNumber=500 --duration "${secs}s" --connections 32
+bench --action DescribeVpnGateway --param "VpnGatewayId=$gw" --duration "${secs}s" --connections 8
+echo "== DescribeVpnGateways (first page of 10 of 10000)"
+bench --action DescribeVpnGateways --param PageSize=10 --duration "${secs}s" --connections 8
+echo "== DescribeVpnGateways (page 500 of 10 of 10000: OFFSET 4990)"
+bench --action DescribeVpnGateways --param PageSize=10 --param PageNumber=500 --duration "${secs}s" --connections 8
 echo "== CreateCustomerGateway (durable creates)"
 bench --action CreateCustomerGateway --param-template 'IpAddress={ip}' --duration "${secs}s" --connections 32
 echo "RSS after load: $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"

@@ -18,7 +18,7 @@ use axum::Router;
 
 use crate::actions;
 use crate::app::{App, Body, Ctx};
-use crate::store::now_ms;
+use crate::store::{now_ms, Durability};
 use error::{ApiError, ApiResult};
 use params::Params;
 use render::Format;
@@ -89,7 +89,11 @@ async fn authenticate(app: &App, parts: &auth::SignedParts<'_>) -> ApiResult<i64
     let secret = app.master_key.open(&key.sealed_secret).map_err(ApiError::internal)?;
     auth::verify(&claim, parts, secret.expose())?;
     let nonce = claim.nonce.clone();
-    let fresh = app.store.write(move |tx| tx.use_nonce(&key_id, &nonce, now_ms() + NONCE_TTL_MS)).await?;
+    // A spent nonce must outlive the process, not the machine: its write skips the fsync.
+    let fresh = app
+        .store
+        .write_with(Durability::Process, move |tx| tx.use_nonce(&key_id, &nonce, now_ms() + NONCE_TTL_MS))
+        .await?;
     if !fresh {
         return Err(ApiError::bad_request("SignatureNonceUsed", "Specified signature nonce was used already."));
     }

@@ -148,6 +148,14 @@ pub trait Tx {
     fn set_key_enabled(&mut self, id: &str, enabled: bool) -> ApiResult<bool>;
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Survives the loss of the process, not of the machine (no fsync): replay-protection nonces.
+    Process,
+    /// On disk before it is answered: everything a client created or changed.
+    Disk,
+}
+
 /// A queued write: runs inside its savepoint and says whether to keep what it did, handing back
 /// the reply to send once the group's commit has succeeded or failed.
 pub type WriteFn = Box<dyn FnOnce(&mut dyn Tx) -> (bool, Reply) + Send>;
@@ -158,8 +166,10 @@ pub type Reply = Box<dyn FnOnce(ApiResult<()>) + Send>;
 pub trait Store: Send + Sync + 'static {
     /// Runs `f` against a consistent snapshot.
     fn read_with(&self, f: &mut dyn FnMut(&dyn Tx)) -> ApiResult<()>;
-    /// Queues `f` to run in its own savepoint of the next group commit.
-    fn submit(&self, f: WriteFn);
+    /// Queues `f` to run in its own savepoint of the next group commit. A `Durability::Process`
+    /// write survives a crash of the process (kill -9) but not of the machine; a group with any
+    /// `Durability::Disk` write is on disk before any of its writes is answered.
+    fn submit(&self, durability: Durability, f: WriteFn);
 }
 
 impl dyn Store {
@@ -176,8 +186,16 @@ impl dyn Store {
         &self,
         f: impl FnOnce(&mut dyn Tx) -> ApiResult<T> + Send + 'static,
     ) -> impl Future<Output = ApiResult<T>> + Send + 'static {
+        self.write_with(Durability::Disk, f)
+    }
+
+    pub fn write_with<T: Send + 'static>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut dyn Tx) -> ApiResult<T> + Send + 'static,
+    ) -> impl Future<Output = ApiResult<T>> + Send + 'static {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(Box::new(move |t: &mut dyn Tx| {
+        self.submit(durability, Box::new(move |t: &mut dyn Tx| {
             let result = f(t);
             let keep = result.is_ok();
             let reply: Reply = Box::new(move |committed| {

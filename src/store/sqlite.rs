@@ -118,7 +118,7 @@ const MIGRATIONS: &[&str] = &[
 pub struct SqliteStore {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
-    writes: Mutex<mpsc::Sender<WriteFn>>,
+    writes: Mutex<mpsc::Sender<(Durability, WriteFn)>>,
 }
 
 impl SqliteStore {
@@ -134,7 +134,7 @@ impl SqliteStore {
              PRAGMA wal_autocheckpoint = 0;",
         )?;
         migrate(&mut conn)?;
-        let (sender, receiver) = mpsc::channel::<WriteFn>();
+        let (sender, receiver) = mpsc::channel::<(Durability, WriteFn)>();
         std::thread::Builder::new().name("store-writer".into()).spawn(move || writer(conn, receiver))?;
         let checkpoints = Connection::open(&path)?;
         checkpoints.execute_batch("PRAGMA busy_timeout = 10000;")?;
@@ -165,9 +165,9 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn submit(&self, f: WriteFn) {
+    fn submit(&self, durability: Durability, f: WriteFn) {
         // A send only fails once the writer has died; the dropped reply then reports it.
-        let _ = self.writes.lock().expect("write queue").send(f);
+        let _ = self.writes.lock().expect("write queue").send((durability, f));
     }
 }
 
@@ -197,7 +197,8 @@ fn checkpointer(conn: Connection) {
 }
 
 /// The writer thread: take what is queued, run each in a savepoint, commit once, then answer all.
-fn writer(mut conn: Connection, queue: mpsc::Receiver<WriteFn>) {
+fn writer(mut conn: Connection, queue: mpsc::Receiver<(Durability, WriteFn)>) {
+    let mut synced = true;
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -206,10 +207,20 @@ fn writer(mut conn: Connection, queue: mpsc::Receiver<WriteFn>) {
                 Err(_) => break,
             }
         }
+        // fsync the commit only when something in the group needs it.
+        let sync = group.iter().any(|(d, _)| *d == Durability::Disk);
+        if sync != synced {
+            let mode = if sync { "FULL" } else { "NORMAL" };
+            if let Err(e) = conn.execute_batch(&format!("PRAGMA synchronous = {mode}")) {
+                tracing::error!(error = %e, "setting synchronous mode failed");
+            } else {
+                synced = sync;
+            }
+        }
         let mut replies = Vec::with_capacity(group.len());
         let outcome = (|| -> rusqlite::Result<()> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for f in group.drain(..) {
+            for (_, f) in group.drain(..) {
                 tx.execute_batch("SAVEPOINT w")?;
                 let ran = catch_unwind(AssertUnwindSafe(|| f(&mut SqliteTx { conn: &tx })));
                 match ran {
