@@ -6,6 +6,8 @@ pub mod actions;
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod dataplane;
+pub mod peer_config;
 pub mod reconciler;
 pub mod secret;
 pub mod store;

@@ -45,6 +45,16 @@ enum Command {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Print the customer side's strongSwan configuration (swanctl.conf) for an IPsec connection.
+    PeerConfig {
+        /// The connection (vco-...).
+        id: String,
+        /// The account that owns it.
+        #[arg(long, default_value = accounts::ROOT_ACCOUNT)]
+        account: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// Manage AccessKeys.
     Keys {
         #[command(subcommand)]
@@ -132,6 +142,7 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(args) => serve(args).await,
             Command::Accounts { command, data } => accounts_command(command, data).await,
             Command::Keys { command, data } => keys_command(command, data).await,
+            Command::PeerConfig { id, account, data } => peer_config(id, account, data),
         }
     })
 }
@@ -184,6 +195,18 @@ async fn shutdown() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+fn peer_config(id: String, account: String, data: DataDir) -> anyhow::Result<()> {
+    let (store, master) = open(&data)?;
+    let conf = store.read(|tx| {
+        let acct = tx
+            .account_by_name(&account)?
+            .ok_or_else(|| gatehouse::api::error::ApiError::not_found("Account.NotFound", format!("account {account} does not exist")))?;
+        gatehouse::actions::vpn_connections::peer_config(tx, &master, acct.id, &id)
+    })?;
+    print!("{conf}");
+    Ok(())
 }
 
 async fn accounts_command(command: AccountsCommand, data: DataDir) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::rules::{check_description, check_name, new_id, tags_json};
+use super::{vpn_connections, vpn_gateways};
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::{Body, Ctx};
 use crate::store::{now_ms, ListQuery, Resource, Tx, TxExt};
@@ -198,6 +199,15 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
     let account_id = ctx.account_id;
     ctx.write_once(move |tx| {
         let mut cgw = find(tx, account_id, &region.id, &id)?;
+        for conn in vpn_connections::using_customer_gateway(tx, account_id, &region.id, &cgw.id)? {
+            let gw = vpn_gateways::find(tx, account_id, &region.id, &conn.vpn_gateway_id, 404)?;
+            if gw.status != "active" {
+                return Err(ApiError::bad_request(
+                    "OperationDenied.VpnConfiguring",
+                    "The associated VPN gateway is being configured. You cannot update the attributes of the customer gateway.",
+                ));
+            }
+        }
         if auth_key.is_some() && cgw.asn.is_none() {
             return Err(missing_asn());
         }
@@ -260,6 +270,12 @@ pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
     let account_id = ctx.account_id;
     ctx.write_once(move |tx| {
         let cgw = find(tx, account_id, &region.id, &id)?;
+        if !vpn_connections::using_customer_gateway(tx, account_id, &region.id, &cgw.id)?.is_empty() {
+            return Err(ApiError::bad_request(
+                "DependencyViolation.VpnConnection",
+                "The specified customer gateway is used by an IPsec connection.",
+            ));
+        }
         tx.delete(CustomerGateway::KIND, account_id, &cgw.id)?;
         Ok(Body::new())
     })

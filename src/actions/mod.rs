@@ -4,10 +4,13 @@
 //! Adding an action = one function + one line in the table below.
 
 pub mod customer_gateways;
+pub mod ipsec;
 pub mod regions;
 pub mod rules;
 pub mod tags;
+pub mod vpn_connections;
 pub mod vpn_gateways;
+pub mod vpn_routes;
 
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::{Body, Ctx};
@@ -38,6 +41,21 @@ actions! {
     "DescribeCustomerGateways" => customer_gateways::describe_many,
     "DescribeCustomerGateway" => customer_gateways::describe_one,
     "DeleteCustomerGateway" => customer_gateways::delete,
+    "CreateVpnConnection" => vpn_connections::create,
+    "ModifyVpnConnectionAttribute" => vpn_connections::modify,
+    "DescribeVpnConnections" => vpn_connections::describe_many,
+    "DescribeVpnConnection" => vpn_connections::describe_one,
+    "DownloadVpnConnectionConfig" => vpn_connections::download_config,
+    "DeleteVpnConnection" => vpn_connections::delete,
+    "CreateVpnRouteEntry" => vpn_routes::create,
+    "CreateVpnPbrRouteEntry" => vpn_routes::create_pbr,
+    "PublishVpnRouteEntry" => vpn_routes::publish,
+    "DescribeVpnRouteEntries" => vpn_routes::describe_many,
+    "DescribeVpnPbrRouteEntries" => vpn_routes::describe_pbr,
+    "ModifyVpnRouteEntryWeight" => vpn_routes::modify_weight,
+    "ModifyVpnPbrRouteEntryWeight" => vpn_routes::modify_pbr_weight,
+    "DeleteVpnRouteEntry" => vpn_routes::delete,
+    "DeleteVpnPbrRouteEntry" => vpn_routes::delete_pbr,
     "TagResources" => tags::tag_resources,
     "ListTagResources" => tags::list_tag_resources,
     "UnTagResources" => tags::untag_resources,

@@ -5,6 +5,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine};
 use serde_json::{json, Value};
 
 use super::customer_gateways::CustomerGateway;
+use super::vpn_connections::VpnConnection;
 use super::vpn_gateways::VpnGateway;
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::{Body, Ctx};
@@ -16,6 +17,7 @@ use crate::store::{ListQuery, Resource, TagBinding};
 const RESOURCE_TYPES: &[(&str, &str)] = &[
     ("VpnGateWay", VpnGateway::KIND),
     ("CustomerGateWay", CustomerGateway::KIND),
+    ("VpnConnection", VpnConnection::KIND),
     ("VPC", "Vpc"),
     ("VSWITCH", "VSwitch"),
     ("ROUTETABLE", "RouteTable"),

@@ -283,6 +283,12 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
             gw.description = d;
         }
         if let Some(a) = auto_propagate {
+            if !a && super::vpn_connections::of_gateway(tx, &gw)?.iter().any(|c| c.bgp_enabled()) {
+                return Err(ApiError::bad_request(
+                    "OperationFailed.VpnConnectionExist",
+                    "Auto propagate cannot be closed when VPN connections with BGP enabled exist.",
+                ));
+            }
             gw.auto_propagate = a;
         }
         tx.update_as(&gw)?;
@@ -347,6 +353,12 @@ pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
     ctx.write_once(move |tx| {
         let mut gw = find(tx, account_id, &region.id, &id, 404)?;
         gw.ensure_active()?;
+        if !super::vpn_connections::of_gateway(tx, &gw)?.is_empty() {
+            return Err(ApiError::bad_request(
+                "DependencyViolation.VpnConnection",
+                "The specified VPN gateway still has IPsec connections.",
+            ));
+        }
         gw.status = "deleting".into();
         tx.update_as(&gw)?;
         tx.add_task(account_id, VpnGateway::KIND, &gw.id, "delete", now_ms() + delay.as_millis() as i64)?;
@@ -365,6 +377,12 @@ pub fn advance(tx: &mut dyn Tx, account_id: i64, id: &str, op: &str, step: i64, 
             Ok(Some(now_ms() + delay_ms - delay_ms / 2))
         }
         ("create", _) => {
+            gw.status = "active".into();
+            tx.update_as(&gw)?;
+            Ok(None)
+        }
+        ("update", _) => {
+            super::vpn_connections::apply_gateway(tx, &mut gw)?;
             gw.status = "active".into();
             tx.update_as(&gw)?;
             Ok(None)

@@ -1,0 +1,1266 @@
+//! VPN gateway routes: CreateVpnRouteEntry, CreateVpnPbrRouteEntry, PublishVpnRouteEntry,
+//! DescribeVpnRouteEntries, DescribeVpnPbrRouteEntries, ModifyVpnRouteEntryWeight,
+//! ModifyVpnPbrRouteEntryWeight, DeleteVpnRouteEntry, DeleteVpnPbrRouteEntry; and the routes
+//! connections imply (AutoConfigRoute) or learn (BGP).
+//!
+//! Two kinds of route hang under a VPN gateway:
+//! - destination-based routes (`VpnRouteEntry`, "dbr"): a destination CIDR through an IPsec
+//!   connection. Users create them (`Origin::Custom`); BGP-learned prefixes are recorded the same
+//!   way (`Origin::Bgp`) once the data plane reports them.
+//! - policy-based routes (`VpnPbrRouteEntry`, "pbr"): a (source, destination) pair through a
+//!   connection, ordered by a priority. Users create them (`Custom`); connections created or
+//!   modified with AutoConfigRoute add one per (LocalSubnet, RemoteSubnet) pair (`Auto`).
+//!
+//! A route is identified by what the API identifies it by — gateway, (source,) destination and
+//! next hop — so its store ID is derived from those (`dbr_id`, `pbr_id`) and a duplicate is one
+//! `get` away. The kind of origin is kept in the record's status column, so the RouteEntryType
+//! filter pages in the store.
+//!
+//! Rules (the documented ones, and where the documents are silent, the real service's):
+//! - Weight is 0 (standby) or 100 (active); anything else is `VpnRouteEntry.InvalidWeight`.
+//! - Active/standby: the routes sharing a destination (dbr) or a (source, destination, priority)
+//!   (pbr) are at most one active and one standby. A second route with the weight another
+//!   connection already holds is `VpnRouteEntry.Conflict`; a third route is
+//!   `VpnRouteEntry.BackupRoute`.
+//! - The same (source,) destination and next hop twice is `VpnRouteEntry.AlreadyExists`.
+//! - The next hop is an IPsec connection of the same gateway that is not being deleted.
+//! - Publishing puts the route into the VPC's route table: another VPN gateway of the same VPC
+//!   already publishing that CIDR is `OperationFailed.RouteConflict`; at most
+//!   `quotas.destination_routes` CIDRs of one gateway are published (`QuotaExceeded.VpnRouteEntry`).
+//! - Every change puts the gateway in `updating` until the reconciler has applied it; a gateway
+//!   that is not `active` refuses changes with `VpnGateway.Configuring`.
+
+use std::collections::BTreeSet;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::customer_gateways::CustomerGateway;
+use super::vpn_connections::VpnConnection;
+use super::vpn_gateways::{self, VpnGateway};
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::params::Params;
+use crate::app::{Body, Ctx};
+use crate::config::Quotas;
+use crate::store::{now_ms, ListQuery, Resource, Tx, TxExt};
+
+/// The two documented weights: 0 = low priority (standby), 100 = high priority (active).
+pub const WEIGHTS: [u32; 2] = [0, 100];
+/// A policy-based route's priority when none is given (1-100; smaller matches first).
+pub const DEFAULT_PRIORITY: u32 = 10;
+const PRIORITIES: std::ops::RangeInclusive<i64> = 1..=100;
+/// The one tunnel protocol.
+const OVERLAY_MODES: &[&str] = &["Ipsec"];
+
+/// Who made a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Created through the API.
+    Custom,
+    /// Added by a connection's AutoConfigRoute; removed with it.
+    Auto,
+    /// Learned from the peer over BGP, as the data plane reported it.
+    Bgp,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Custom => "custom",
+            Origin::Auto => "auto",
+            Origin::Bgp => "bgp",
+        }
+    }
+}
+
+fn state(published: bool) -> &'static str {
+    if published {
+        "published"
+    } else {
+        "normal"
+    }
+}
+
+/// A destination-based route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VpnRouteEntry {
+    pub id: String,
+    pub account_id: i64,
+    pub region_id: String,
+    pub vpn_gateway_id: String,
+    pub route_dest: String,
+    /// The IPsec connection the route leads through.
+    pub next_hop: String,
+    pub weight: u32,
+    /// Published into the VPC's route table (State `published`), or not (`normal`).
+    pub published: bool,
+    pub origin: Origin,
+    pub description: String,
+    pub overlay_mode: String,
+    /// BGP routes: the AS path and communities they were learned with.
+    pub as_path: String,
+    pub community: String,
+    pub created_ms: i64,
+}
+
+impl Resource for VpnRouteEntry {
+    const KIND: &'static str = "VpnRouteEntry";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn account_id(&self) -> i64 {
+        self.account_id
+    }
+    fn region_id(&self) -> &str {
+        &self.region_id
+    }
+    fn parent_id(&self) -> Option<&str> {
+        Some(&self.vpn_gateway_id)
+    }
+    /// The origin, so that lists filter on it.
+    fn status(&self) -> &str {
+        self.origin.as_str()
+    }
+    fn name(&self) -> &str {
+        ""
+    }
+    fn created_ms(&self) -> i64 {
+        self.created_ms
+    }
+}
+
+impl VpnRouteEntry {
+    /// What CreateVpnRouteEntry answers.
+    fn created(&self) -> Body {
+        let Value::Object(map) = json!({
+            "NextHop": self.next_hop,
+            "Weight": self.weight,
+            "RouteDest": self.route_dest,
+            "Description": self.description,
+            "State": state(self.published),
+            "CreateTime": self.created_ms,
+            "OverlayMode": self.overlay_mode,
+            "VpnInstanceId": self.vpn_gateway_id,
+        }) else {
+            unreachable!()
+        };
+        map
+    }
+
+    /// One entry of DescribeVpnRouteEntries.
+    pub fn describe(&self) -> Value {
+        let mut v = json!({
+            "RouteEntryType": if self.origin == Origin::Bgp { "System" } else { "Custom" },
+            "NextHop": self.next_hop,
+            "Weight": self.weight,
+            "RouteDest": self.route_dest,
+            "State": state(self.published),
+            "CreateTime": self.created_ms,
+            "VpnInstanceId": self.vpn_gateway_id,
+            "Source": if self.origin == Origin::Bgp { "BGP" } else { "CUSTOM" },
+        });
+        if self.origin == Origin::Bgp {
+            v["AsPath"] = json!(self.as_path);
+            v["Community"] = json!(self.community);
+        }
+        v
+    }
+}
+
+/// A policy-based route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VpnPbrRouteEntry {
+    pub id: String,
+    pub account_id: i64,
+    pub region_id: String,
+    pub vpn_gateway_id: String,
+    pub route_source: String,
+    pub route_dest: String,
+    pub next_hop: String,
+    pub weight: u32,
+    pub priority: u32,
+    pub published: bool,
+    pub origin: Origin,
+    pub description: String,
+    pub overlay_mode: String,
+    pub created_ms: i64,
+}
+
+impl Resource for VpnPbrRouteEntry {
+    const KIND: &'static str = "VpnPbrRouteEntry";
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn account_id(&self) -> i64 {
+        self.account_id
+    }
+    fn region_id(&self) -> &str {
+        &self.region_id
+    }
+    fn parent_id(&self) -> Option<&str> {
+        Some(&self.vpn_gateway_id)
+    }
+    fn status(&self) -> &str {
+        self.origin.as_str()
+    }
+    fn name(&self) -> &str {
+        ""
+    }
+    fn created_ms(&self) -> i64 {
+        self.created_ms
+    }
+}
+
+impl VpnPbrRouteEntry {
+    /// What CreateVpnPbrRouteEntry answers.
+    fn created(&self) -> Body {
+        let Value::Object(map) = json!({
+            "NextHop": self.next_hop,
+            "Weight": self.weight,
+            "RouteDest": self.route_dest,
+            "RouteSource": self.route_source,
+            "Priority": self.priority,
+            "Description": self.description,
+            "State": state(self.published),
+            "CreateTime": self.created_ms,
+            "OverlayMode": self.overlay_mode,
+            "VpnInstanceId": self.vpn_gateway_id,
+        }) else {
+            unreachable!()
+        };
+        map
+    }
+
+    /// One entry of DescribeVpnPbrRouteEntries.
+    pub fn describe(&self) -> Value {
+        json!({
+            "NextHop": self.next_hop,
+            "Weight": self.weight,
+            "RouteDest": self.route_dest,
+            "RouteSource": self.route_source,
+            "Priority": self.priority,
+            "State": state(self.published),
+            "CreateTime": self.created_ms,
+            "VpnInstanceId": self.vpn_gateway_id,
+        })
+    }
+
+    /// Routes in one active/standby group match the same traffic the same way.
+    fn same_group(&self, source: &str, dest: &str, priority: u32) -> bool {
+        self.route_source == source && self.route_dest == dest && self.priority == priority
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity.
+
+/// The store ID of a destination-based route: gateway, destination and next hop. Custom and
+/// BGP-learned routes to the same place are different routes.
+pub fn dbr_id(gw_id: &str, origin: Origin, dest: &str, next_hop: &str) -> String {
+    let family = if origin == Origin::Bgp { "bgp" } else { "dbr" };
+    format!("{gw_id}|{family}|{dest}|{next_hop}")
+}
+
+/// The store ID of a policy-based route: gateway, source, destination and next hop. A user's
+/// route and an auto-configured one for the same traffic are the same route.
+pub fn pbr_id(gw_id: &str, source: &str, dest: &str, next_hop: &str) -> String {
+    format!("{gw_id}|pbr|{source}|{dest}|{next_hop}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors.
+
+fn gateway_not_found() -> ApiError {
+    ApiError::not_found("InvalidVpnGatewayInstanceId.NotFound", "The specified vpn gateway instance id does not exist.")
+}
+
+fn connection_not_found() -> ApiError {
+    ApiError::not_found("InvalidVpnConnectionInstanceId.NotFound", "The specified vpn connection instance id does not exist.")
+}
+
+/// A route the request identifies does not exist (undocumented: the documents list no code).
+fn route_not_found() -> ApiError {
+    ApiError::not_found("VpnRouteEntry.NotFound", "The specified route entry does not exist.")
+}
+
+fn already_exists() -> ApiError {
+    ApiError::bad_request("VpnRouteEntry.AlreadyExists", "The specified route entry is already exist.")
+}
+
+fn conflict() -> ApiError {
+    ApiError::bad_request("VpnRouteEntry.Conflict", "The specified route entry has conflict.")
+}
+
+fn backup_route() -> ApiError {
+    ApiError::bad_request("VpnRouteEntry.BackupRoute", "Validate backup route entry failed.")
+}
+
+fn invalid_weight() -> ApiError {
+    ApiError::bad_request("VpnRouteEntry.InvalidWeight", "Invalid route entry weight value.")
+}
+
+fn quota_full() -> ApiError {
+    ApiError::bad_request("Resource.QuotaFull", "The quota of resource is full")
+}
+
+fn vpc_route_conflict() -> ApiError {
+    ApiError::bad_request(
+        "OperationFailed.RouteConflict",
+        "Operation failed because there is already a route in VPC route table to another VPN on the same network block.",
+    )
+}
+
+fn vpc_route_quota() -> ApiError {
+    ApiError::bad_request(
+        "QuotaExceeded.VpnRouteEntry",
+        "The number of route entries to the VPN gateway in the VPC routing table has reached the quota limit.",
+    )
+}
+
+fn dry_run_passed() -> ApiError {
+    ApiError::bad_request("DryRunOperation", "Request validation has been passed with DryRun flag set.")
+}
+
+/// AutoConfigRoute would take the gateway past its policy-based route quota.
+fn policy_quota_exceeded(existing: u64, to_create: u64, max: u64) -> ApiError {
+    if to_create > max {
+        // The connection alone needs more routes than a gateway may hold.
+        return ApiError::bad_request("CreatePbrRoutesQuotaFull.QuotaFull", "The number of policy routes exceeds the quota limit.");
+    }
+    ApiError::bad_request(
+        "QuotaExceeded.PolicyBasedRoute",
+        format!(
+            "The maximum number of policy-based routes is exceeded. Existing routes: {existing}. \
+             Routes to be created: {to_create}. Maximum routes: {max}."
+        ),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure rules.
+
+/// 0 or 100, else `VpnRouteEntry.InvalidWeight`.
+pub fn check_weight(w: i64) -> ApiResult<u32> {
+    match u32::try_from(w) {
+        Ok(w) if WEIGHTS.contains(&w) => Ok(w),
+        _ => Err(invalid_weight()),
+    }
+}
+
+/// The active/standby rule for a route of weight `weight` joining a group whose other routes
+/// (other next hops) have `others` weights: one active (100) and one standby (0) at most.
+pub fn check_active_standby(others: &[u32], weight: u32) -> ApiResult<()> {
+    if others.len() >= 2 {
+        return Err(backup_route());
+    }
+    if others.contains(&weight) {
+        return Err(conflict());
+    }
+    Ok(())
+}
+
+/// An IPv4 CIDR block in canonical form (no host bits).
+pub fn parse_cidr(name: &str, v: &str) -> ApiResult<Ipv4Net> {
+    let net: Ipv4Net =
+        v.trim().parse().map_err(|_| ApiError::invalid_parameter(name, format!("{v:?} is not an IPv4 CIDR block")))?;
+    if net.trunc() != net {
+        return Err(ApiError::invalid_parameter(name, format!("{v:?} has host bits set (the block is {})", net.trunc())));
+    }
+    Ok(net)
+}
+
+/// A destination-based route's destination: not the default route, which is not supported.
+pub fn check_destination(net: Ipv4Net) -> ApiResult<()> {
+    if net.prefix_len() == 0 {
+        return Err(ApiError::invalid_parameter("RouteDest", "destination routes to 0.0.0.0/0 are not supported"));
+    }
+    Ok(())
+}
+
+/// 1-100 characters, not starting with `http://` or `https://`.
+pub fn check_route_description(d: &str) -> ApiResult<()> {
+    let n = d.chars().count();
+    if (1..=100).contains(&n) && !d.starts_with("http://") && !d.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("InvalidDescription", "The description is not valid"))
+    }
+}
+
+/// The (source, destination) pairs a connection's traffic selectors imply, without repeats.
+pub fn subnet_pairs(local: &[Ipv4Net], remote: &[Ipv4Net]) -> Vec<(Ipv4Net, Ipv4Net)> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for l in local {
+        for r in remote {
+            let pair = (l.trunc(), r.trunc());
+            if seen.insert(pair) {
+                out.push(pair);
+            }
+        }
+    }
+    out
+}
+
+/// Where new routes go: one gateway of one account.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub account_id: i64,
+    pub region_id: String,
+    pub gateway_id: String,
+}
+
+/// The policy-based routes AutoConfigRoute adds for connection `conn_id` with the given traffic
+/// pairs, next to the gateway's `existing` ones: active (100), priority 10, published. A pair
+/// already routed through this connection is kept as it is.
+pub fn plan_connection_routes(
+    scope: &Scope,
+    existing: &[VpnPbrRouteEntry],
+    conn_id: &str,
+    pairs: &[(Ipv4Net, Ipv4Net)],
+    max: u64,
+    now: i64,
+) -> ApiResult<Vec<VpnPbrRouteEntry>> {
+    let mut planned = Vec::new();
+    for (source, dest) in pairs {
+        let (source, dest) = (source.to_string(), dest.to_string());
+        let id = pbr_id(&scope.gateway_id, &source, &dest, conn_id);
+        if existing.iter().any(|r| r.id == id) {
+            continue;
+        }
+        let others: Vec<u32> = existing
+            .iter()
+            .filter(|r| r.next_hop != conn_id && r.same_group(&source, &dest, DEFAULT_PRIORITY))
+            .map(|r| r.weight)
+            .collect();
+        check_active_standby(&others, 100)?;
+        planned.push(VpnPbrRouteEntry {
+            id,
+            account_id: scope.account_id,
+            region_id: scope.region_id.clone(),
+            vpn_gateway_id: scope.gateway_id.clone(),
+            route_source: source,
+            route_dest: dest,
+            next_hop: conn_id.to_string(),
+            weight: 100,
+            priority: DEFAULT_PRIORITY,
+            published: true,
+            origin: Origin::Auto,
+            description: String::new(),
+            overlay_mode: "Ipsec".into(),
+            created_ms: now,
+        });
+    }
+    let (have, adding) = (existing.len() as u64, planned.len() as u64);
+    if adding > 0 && have + adding > max {
+        return Err(policy_quota_exceeded(have, adding, max));
+    }
+    Ok(planned)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Store helpers.
+
+/// The caller's gateway in the request's region.
+fn gateway(tx: &dyn Tx, account_id: i64, region_id: &str, id: &str) -> ApiResult<VpnGateway> {
+    vpn_gateways::find(tx, account_id, region_id, id, 404)
+}
+
+/// The next hop: a connection of this gateway that is not being deleted.
+fn next_hop(tx: &dyn Tx, gw: &VpnGateway, id: &str) -> ApiResult<VpnConnection> {
+    tx.get_as::<VpnConnection>(gw.account_id, id)?
+        .filter(|c| c.vpn_gateway_id == gw.id && c.state != "deleting")
+        .ok_or_else(connection_not_found)
+}
+
+fn dbr_routes(tx: &dyn Tx, account_id: i64, gw_id: &str) -> ApiResult<Vec<VpnRouteEntry>> {
+    tx.list_as(&ListQuery {
+        kind: VpnRouteEntry::KIND,
+        account_id,
+        parent_id: Some(gw_id.to_string()),
+        ..Default::default()
+    })
+}
+
+fn pbr_routes(tx: &dyn Tx, account_id: i64, gw_id: &str) -> ApiResult<Vec<VpnPbrRouteEntry>> {
+    tx.list_as(&ListQuery {
+        kind: VpnPbrRouteEntry::KIND,
+        account_id,
+        parent_id: Some(gw_id.to_string()),
+        ..Default::default()
+    })
+}
+
+/// The CIDR blocks a gateway has published into its VPC's route table.
+fn published_dests(tx: &dyn Tx, account_id: i64, gw_id: &str) -> ApiResult<BTreeSet<String>> {
+    let mut out: BTreeSet<String> =
+        dbr_routes(tx, account_id, gw_id)?.into_iter().filter(|r| r.published).map(|r| r.route_dest).collect();
+    out.extend(pbr_routes(tx, account_id, gw_id)?.into_iter().filter(|r| r.published).map(|r| r.route_dest));
+    Ok(out)
+}
+
+/// Whether `gw` may publish `dest` into its VPC's route table: no other VPN gateway of the VPC
+/// publishes the same block, and the table's entries toward this gateway stay within `quota`.
+fn check_vpc_publish(tx: &dyn Tx, gw: &VpnGateway, dest: &str, quota: u64) -> ApiResult<()> {
+    let neighbours: Vec<VpnGateway> = tx.list_as(&ListQuery {
+        kind: VpnGateway::KIND,
+        account_id: gw.account_id,
+        region_id: Some(gw.region_id.clone()),
+        parent_id: Some(gw.vpc_id.clone()),
+        ..Default::default()
+    })?;
+    for other in neighbours.iter().filter(|o| o.id != gw.id) {
+        if published_dests(tx, gw.account_id, &other.id)?.contains(dest) {
+            return Err(vpc_route_conflict());
+        }
+    }
+    let mine = published_dests(tx, gw.account_id, &gw.id)?;
+    if !mine.contains(dest) && mine.len() as u64 >= quota {
+        return Err(vpc_route_quota());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters.
+
+fn weight_param(p: &Params, name: &str) -> ApiResult<u32> {
+    check_weight(p.required_parse::<i64>(name)?)
+}
+
+fn cidr_param(p: &Params, name: &str) -> ApiResult<String> {
+    Ok(parse_cidr(name, &p.required(name)?)?.to_string())
+}
+
+fn priority_param(p: &Params) -> ApiResult<Option<u32>> {
+    match p.parse::<i64>("Priority")? {
+        Some(n) if PRIORITIES.contains(&n) => Ok(Some(n as u32)),
+        Some(n) => Err(ApiError::invalid_parameter("Priority", format!("{n} is not between 1 and 100"))),
+        None => Ok(None),
+    }
+}
+
+fn publish_param(p: &Params) -> ApiResult<bool> {
+    p.bool("PublishVpc")?.ok_or_else(|| ApiError::missing_parameter("PublishVpc"))
+}
+
+fn overlay_mode(p: &Params) -> ApiResult<String> {
+    Ok(p.enumeration("OverlayMode", OVERLAY_MODES)?.unwrap_or("Ipsec").to_string())
+}
+
+fn description_param(p: &Params) -> ApiResult<String> {
+    let d = p.str("Description").unwrap_or_default();
+    if !d.is_empty() {
+        check_route_description(&d)?;
+    }
+    Ok(d)
+}
+
+fn delay_ms(ctx: &Ctx) -> i64 {
+    ctx.app.config.transition_delay.as_millis() as i64
+}
+
+fn page_body(total: u64, page: crate::api::params::Page, list: &str, item: &str, items: Vec<Value>) -> Body {
+    let mut body = Body::new();
+    body.insert("TotalCount".into(), json!(total));
+    body.insert("PageNumber".into(), json!(page.number));
+    body.insert("PageSize".into(), json!(page.size));
+    body.insert(list.into(), json!({ item: items }));
+    body
+}
+
+// ---------------------------------------------------------------------------------------------
+// Destination-based routes.
+
+pub async fn create(ctx: Ctx) -> ApiResult<Body> {
+    let region = ctx.region()?;
+    let p = &ctx.params;
+    let gw_id = p.required("VpnGatewayId")?;
+    let dest_net = parse_cidr("RouteDest", &p.required("RouteDest")?)?;
+    check_destination(dest_net)?;
+    let dest = dest_net.to_string();
+    let hop = p.required("NextHop")?;
+    let weight = weight_param(p, "Weight")?;
+    let publish = publish_param(p)?;
+    let description = description_param(p)?;
+    let overlay_mode = overlay_mode(p)?;
+    let dry_run = p.bool("DryRun")?.unwrap_or(false);
+    let (account_id, quotas, delay) = (ctx.account_id, ctx.app.config.quotas.clone(), delay_ms(&ctx));
+    ctx.write_once(move |tx| {
+        let mut gw = gateway(tx, account_id, &region.id, &gw_id)?;
+        gw.ensure_active()?;
+        let conn = next_hop(tx, &gw, &hop)?;
+        let id = dbr_id(&gw.id, Origin::Custom, &dest, &conn.id);
+        if tx.get_as::<VpnRouteEntry>(account_id, &id)?.is_some() {
+            return Err(already_exists());
+        }
+        let custom: Vec<VpnRouteEntry> =
+            dbr_routes(tx, account_id, &gw.id)?.into_iter().filter(|r| r.origin == Origin::Custom).collect();
+        let others: Vec<u32> = custom.iter().filter(|r| r.route_dest == dest).map(|r| r.weight).collect();
+        check_active_standby(&others, weight)?;
+        if custom.len() as u64 >= quotas.destination_routes {
+            return Err(quota_full());
+        }
+        if publish {
+            check_vpc_publish(tx, &gw, &dest, quotas.destination_routes)?;
+        }
+        if dry_run {
+            return Err(dry_run_passed());
+        }
+        let route = VpnRouteEntry {
+            id,
+            account_id,
+            region_id: gw.region_id.clone(),
+            vpn_gateway_id: gw.id.clone(),
+            route_dest: dest,
+            next_hop: conn.id,
+            weight,
+            published: publish,
+            origin: Origin::Custom,
+            description,
+            overlay_mode,
+            as_path: String::new(),
+            community: String::new(),
+            created_ms: now_ms(),
+        };
+        tx.insert_as(&route)?;
+        vpn_gateways::begin_update(tx, &mut gw, delay)?;
+        Ok(route.created())
+    })
+    .await
+}
+
+pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
+    let region = ctx.region()?;
+    let p = &ctx.params;
+    let gw_id = p.required("VpnGatewayId")?;
+    let page = p.page(50)?;
+    // Documented: Custom | System; the current service: custom | bgp. Absent or All: both.
+    let origin = match p.enumeration("RouteEntryType", &["Custom", "System", "Bgp", "All"])? {
+        Some("Custom") => Some(Origin::Custom),
+        Some("System") | Some("Bgp") => Some(Origin::Bgp),
+        _ => None,
+    };
+    let (total, items) = ctx.store().read(|tx| {
+        let gw = gateway(tx, ctx.account_id, &region.id, &gw_id)?;
+        let query = ListQuery {
+            kind: VpnRouteEntry::KIND,
+            account_id: ctx.account_id,
+            parent_id: Some(gw.id.clone()),
+            status: origin.map(|o| o.as_str().to_string()),
+            offset: page.offset(),
+            limit: Some(page.size),
+            ..Default::default()
+        };
+        let routes: Vec<VpnRouteEntry> = tx.list_as(&query)?;
+        Ok((tx.count(&query)?, routes.iter().map(VpnRouteEntry::describe).collect::<Vec<_>>()))
+    })?;
+    Ok(page_body(total, page, "VpnRouteEntries", "VpnRouteEntry", items))
+}
+
+/// The custom destination route (gateway, destination, next hop) whose weight is `weight`.
+fn find_dbr(tx: &dyn Tx, gw: &VpnGateway, dest: &str, hop: &str, weight: u32) -> ApiResult<VpnRouteEntry> {
+    tx.get_as::<VpnRouteEntry>(gw.account_id, &dbr_id(&gw.id, Origin::Custom, dest, hop))?
+        .filter(|r| r.weight == weight)
+        .ok_or_else(route_not_found)
+}
+
+pub async fn modify_weight(ctx: Ctx) -> ApiResult<Body> {
+    let region = ctx.region()?;
+    let p = &ctx.params;
+    let gw_id = p.required("VpnGatewayId")?;
+    let dest = cidr_param(p, "RouteDest")?;
+    let hop = p.required("NextHop")?;
+    let weight = weight_param(p, "Weight")?;
+    let new_weight = weight_param(p, "NewWeight")?;
+    overlay_mode(p)?;
+    let (account_id, delay) = (ctx.account_id, delay_ms(&ctx));
+    ctx.write_once(move |tx| {
+        let mut gw = gateway(tx, account_id, &region.id, &gw_id)?;
+        gw.ensure_active()?;
+        let mut route = find_dbr(tx, &gw, &dest, &hop, weight)?;
+        if new_weight != route.weight {
+            let others: Vec<u32> = dbr_routes(tx, account_id, &gw.id)?
+                .into_iter()
+                .filter(|r| r.origin == Origin::Custom && r.route_dest == dest && r.id != route.id)
+                .map(|r| r.weight)
+                .collect();
+            check_active_standby(&others, new_weight)?;
+            route.weight = new_weight;
+            tx.update_as(&route)?;
+        }
+        vpn_gateways::begin_update(tx, &mut gw, delay)?;
+        Ok(Body::new())
+    })
+    .await
+}
+
+pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
+    let region = ctx.region()?;
+    let p = &ctx.params;
+    let gw_id = p.required("VpnGatewayId")?;
+    let dest = cidr_param(p, "RouteDest")?;
+    let hop = p.required("NextHop")?;
+    let weight = weight_param(p, "Weight")?;
+    overlay_mode(p)?;
+    let (account_id, delay) = (ctx.account_id, delay_ms(&ctx));
+    ctx.write_once(move |tx| {
+        let mut gw = gateway(tx, account_id, &region.id, &gw_id)?;
+        gw.ensure_active()?;
+        let route = find_dbr(tx, &gw, &dest, &hop, weight)?;
+        tx.delete(VpnRouteEntry::KIND, account_id, &route.id)?;
+        vpn_gateways::begin_update(tx, &mut gw, delay)?;
+        Ok(Body::new())
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policy-based routes.
+
+pub async fn create_pbr(ctx: Ctx) -> ApiResult<Body> {
+    let region = ctx.region()?;
+    let p = &ctx.params;
+    let gw_id = p.required("VpnGatewayId")?;
+    let source = cidr_param(p, "RouteSource")?;
+    let dest = cidr_param(p, "RouteDest")?;
+    let hop = p.required("NextHop")?;
+    let weight = weight_param(p, "Weight")?;
+    let priority = priority_param(p)?.unwrap_or(DEFAULT_PRIORITY);
+    let publish = publish_param(p)?;
+    let description = description_param(p)?;
+    let overlay_mode = overlay_mode(p)?;
+    let dry_run = p.bool("DryRun")?.unwrap_or(false);
+    let (account_id, quotas, delay) = (ctx.account_id, ctx.app.config.quotas.clone(), delay_ms(&ctx));
+    ctx.write_once(move |tx| {
+        let mut gw = gateway(tx, account_id, &region.id, &gw_id)?;
+        gw.ensure_active()?;
+        let conn = next_hop(tx, &gw, &hop)?;
+        let id = pbr_id(&gw.id, &source, &dest, &conn.id);
+        if tx.get_as::<VpnPbrRouteEntry>(account_id, &id)?.is_some() {
+            return Err(already_exists());
+        }
+        let routes = pbr_routes(tx, account_id, &gw.id)?;
+        let others: Vec<u32> =
+            routes.iter().filter(|r| r.same_group(&source, &dest, priority)).map(|r| r.weight).collect();
+        check_active_standby(&others, weight)?;
+        if routes.len() as u64 >= quotas.policy_routes {
+            return Err(quota_full());
+        }
+        if publish {
+            check_vpc_publish(tx, &gw, &dest, quotas.destination_routes)?;
+        }
+        if dry_run {
+            return Err(dry_run_passed());
+        }
+        let route = VpnPbrRouteEntry {
+            id,
+            account_id,
+            region_id: gw.region_id.clone(),
+            vpn_gateway_id: gw.id.clone(),
+            route_source: source,
+            route_dest: dest,
+            next_hop: conn.id,
+            weight,
+            priority,
+            published: publish,
+            origin: Origin::Custom,
+            description,
+            overlay_mode,
+            created_ms: now_ms(),
+        };
+        tx.insert_as(&route)?;
+        vpn_gateways::begin_update(tx, &mut gw, delay)?;
+        Ok(route.created())
+    })
+    .await
+}
+
+pub async fn describe_pbr(ctx: Ctx) -> ApiResult<Body> {
+    let region = ctx.region()?;
+    let p = &ctx.params;
+    let gw_id = p.required("VpnGatewayId")?;
+    let page = p.page(50)?;
+    let (total, items) = ctx.store().read(|tx| {
+        let gw = gateway(tx, ctx.account_id, &region.id, &gw_id)?;
+        let query = ListQuery {
+            kind: VpnPbrRouteEntry::KIND,
+            account_id: ctx.account_id,
+            parent_id: Some(gw.id.clone()),
+            offset: page.offset(),
+            limit: Some(page.size),
+            ..Default::default()
+        };
+        let routes: Vec<VpnPbrRouteEntry> = tx.list_as(&query)?;
+        Ok((tx.count(&query)?, routes.iter().map(VpnPbrRouteEntry::describe).collect::<Vec<_>>()))
+    })?;
+    Ok(page_body(total, page, "VpnPbrRouteEntries", "VpnPbrRouteEntry", items))
+}
+
+/// What Modify/DeleteVpnPbrRouteEntry name a policy route by.
+struct PbrKey {
+    source: String,
+    dest: String,
+    hop: String,
+    weight: u32,
+    priority: Option<u32>,
+}
+
+impl PbrKey {
+    fn read(p: &Params) -> ApiResult<Self> {
+        Ok(PbrKey {
+            source: cidr_param(p, "RouteSource")?,
+            dest: cidr_param(p, "RouteDest")?,
+            hop: p.required("NextHop")?,
+            weight: weight_param(p, "Weight")?,
+            priority: priority_param(p)?,
+        })
+    }
+
+    fn get(&self, tx: &dyn Tx, gw: &VpnGateway) -> ApiResult<Option<VpnPbrRouteEntry>> {
+        tx.get_as::<VpnPbrRouteEntry>(gw.account_id, &pbr_id(&gw.id, &self.source, &self.dest, &self.hop))
+    }
+
+    /// Whether the route has the weight (and priority, if given) the request says it has.
+    fn matches(&self, r: &VpnPbrRouteEntry) -> bool {
+        r.weight == self.weight && self.priority.is_none_or(|p| p == r.priority)
+    }
+}
+
+pub async fn modify_pbr_weight(ctx: Ctx) -> ApiResult<Body> {
+    let region = ctx.region()?;
+    let p = &ctx.params;
+    let gw_id = p.required("VpnGatewayId")?;
+    let key = PbrKey::read(p)?;
+    let new_weight = weight_param(p, "NewWeight")?;
+    overlay_mode(p)?;
+    let (account_id, delay) = (ctx.account_id, delay_ms(&ctx));
+    ctx.write_once(move |tx| {
+        let mut gw = gateway(tx, account_id, &region.id, &gw_id)?;
+        gw.ensure_active()?;
+        let mut route = key.get(tx, &gw)?.filter(|r| key.matches(r)).ok_or_else(route_not_found)?;
+        if new_weight != route.weight {
+            let others: Vec<u32> = pbr_routes(tx, account_id, &gw.id)?
+                .into_iter()
+                .filter(|r| r.id != route.id && r.same_group(&route.route_source, &route.route_dest, route.priority))
+                .map(|r| r.weight)
+                .collect();
+            check_active_standby(&others, new_weight)?;
+            route.weight = new_weight;
+            tx.update_as(&route)?;
+        }
+        vpn_gateways::begin_update(tx, &mut gw, delay)?;
+        Ok(Body::new())
+    })
+    .await
+}
+
+pub async fn delete_pbr(ctx: Ctx) -> ApiResult<Body> {
+    let region = ctx.region()?;
+    let p = &ctx.params;
+    let gw_id = p.required("VpnGatewayId")?;
+    let key = PbrKey::read(p)?;
+    overlay_mode(p)?;
+    let (account_id, delay) = (ctx.account_id, delay_ms(&ctx));
+    ctx.write_once(move |tx| {
+        let mut gw = gateway(tx, account_id, &region.id, &gw_id)?;
+        gw.ensure_active()?;
+        let route = key.get(tx, &gw)?.ok_or_else(route_not_found)?;
+        // The route exists but not as described (its weight or priority differ).
+        if !key.matches(&route) {
+            return Err(conflict());
+        }
+        tx.delete(VpnPbrRouteEntry::KIND, account_id, &route.id)?;
+        vpn_gateways::begin_update(tx, &mut gw, delay)?;
+        Ok(Body::new())
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publishing.
+
+pub async fn publish(ctx: Ctx) -> ApiResult<Body> {
+    let region = ctx.region()?;
+    let p = &ctx.params;
+    let gw_id = p.required("VpnGatewayId")?;
+    let dest = cidr_param(p, "RouteDest")?;
+    let hop = p.required("NextHop")?;
+    // Documented in lower case; the documented example sends `PBR`.
+    let route_type = p.enumeration("RouteType", &["pbr", "dbr"])?.ok_or_else(|| ApiError::missing_parameter("RouteType"))?;
+    let publish = publish_param(p)?;
+    let (account_id, quota, delay) = (ctx.account_id, ctx.app.config.quotas.destination_routes, delay_ms(&ctx));
+    ctx.write_once(move |tx| {
+        let mut gw = gateway(tx, account_id, &region.id, &gw_id)?;
+        gw.ensure_active()?;
+        // Policy routes are named without their source: the change applies to every match.
+        if route_type == "dbr" {
+            let hits: Vec<VpnRouteEntry> = dbr_routes(tx, account_id, &gw.id)?
+                .into_iter()
+                .filter(|r| r.route_dest == dest && r.next_hop == hop)
+                .collect();
+            if hits.is_empty() {
+                return Err(route_not_found());
+            }
+            if publish && hits.iter().any(|r| !r.published) {
+                check_vpc_publish(tx, &gw, &dest, quota)?;
+            }
+            for mut r in hits.into_iter().filter(|r| r.published != publish) {
+                r.published = publish;
+                tx.update_as(&r)?;
+            }
+        } else {
+            let hits: Vec<VpnPbrRouteEntry> = pbr_routes(tx, account_id, &gw.id)?
+                .into_iter()
+                .filter(|r| r.route_dest == dest && r.next_hop == hop)
+                .collect();
+            if hits.is_empty() {
+                return Err(route_not_found());
+            }
+            if publish && hits.iter().any(|r| !r.published) {
+                check_vpc_publish(tx, &gw, &dest, quota)?;
+            }
+            for mut r in hits.into_iter().filter(|r| r.published != publish) {
+                r.published = publish;
+                tx.update_as(&r)?;
+            }
+        }
+        vpn_gateways::begin_update(tx, &mut gw, delay)?;
+        Ok(Body::new())
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// For connections and the reconciler.
+
+/// AutoConfigRoute: adds the policy-based routes connection `conn` implies — one per (LocalSubnet,
+/// RemoteSubnet) pair, active, priority 10, published — unless the connection runs BGP. Fails
+/// with `QuotaExceeded.PolicyBasedRoute` / `CreatePbrRoutesQuotaFull.QuotaFull` past the
+/// gateway's policy-route quota and with `VpnRouteEntry.Conflict` / `VpnRouteEntry.BackupRoute`
+/// when another connection already holds the same traffic. `conn` need not be stored yet.
+pub fn add_connection_routes(tx: &mut dyn Tx, conn: &VpnConnection, quotas: &Quotas) -> ApiResult<()> {
+    if conn.bgp_enabled() {
+        return Ok(());
+    }
+    let gw = tx.get_as::<VpnGateway>(conn.account_id, &conn.vpn_gateway_id)?.ok_or_else(gateway_not_found)?;
+    let scope = Scope { account_id: gw.account_id, region_id: gw.region_id.clone(), gateway_id: gw.id.clone() };
+    let existing = pbr_routes(tx, gw.account_id, &gw.id)?;
+    let pairs = subnet_pairs(&conn.local_subnets(), &conn.remote_subnets());
+    for route in plan_connection_routes(&scope, &existing, &conn.id, &pairs, quotas.policy_routes, now_ms())? {
+        tx.insert_as(&route)?;
+    }
+    Ok(())
+}
+
+/// Removes the routes through connection `conn_id`: only those AutoConfigRoute added when
+/// `auto_only`, else all of them (custom, auto-configured and BGP-learned), as when the
+/// connection is deleted. A connection that is not stored has none.
+pub fn remove_connection_routes(tx: &mut dyn Tx, account_id: i64, conn_id: &str, auto_only: bool) -> ApiResult<()> {
+    let Some(conn) = tx.get_as::<VpnConnection>(account_id, conn_id)? else { return Ok(()) };
+    for r in pbr_routes(tx, account_id, &conn.vpn_gateway_id)? {
+        if r.next_hop == conn_id && (!auto_only || r.origin == Origin::Auto) {
+            tx.delete(VpnPbrRouteEntry::KIND, account_id, &r.id)?;
+        }
+    }
+    if !auto_only {
+        for r in dbr_routes(tx, account_id, &conn.vpn_gateway_id)? {
+            if r.next_hop == conn_id {
+                tx.delete(VpnRouteEntry::KIND, account_id, &r.id)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes every route of a gateway (for when the gateway itself goes).
+pub fn remove_gateway_routes(tx: &mut dyn Tx, account_id: i64, gw_id: &str) -> ApiResult<()> {
+    for r in pbr_routes(tx, account_id, gw_id)? {
+        tx.delete(VpnPbrRouteEntry::KIND, account_id, &r.id)?;
+    }
+    for r in dbr_routes(tx, account_id, gw_id)? {
+        tx.delete(VpnRouteEntry::KIND, account_id, &r.id)?;
+    }
+    Ok(())
+}
+
+/// The BGP-learned routes through one connection that must go (`stale`, their IDs) and the
+/// destinations that must come (`new`), for the connection to have learned exactly `wanted`.
+pub fn diff_learned(current: &[VpnRouteEntry], conn_id: &str, wanted: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
+    let mine: Vec<&VpnRouteEntry> =
+        current.iter().filter(|r| r.origin == Origin::Bgp && r.next_hop == conn_id).collect();
+    let stale = mine.iter().filter(|r| !wanted.contains(&r.route_dest)).map(|r| r.id.clone()).collect();
+    let have: BTreeSet<&str> = mine.iter().map(|r| r.route_dest.as_str()).collect();
+    let new = wanted.iter().filter(|d| !have.contains(d.as_str())).cloned().collect();
+    (stale, new)
+}
+
+/// Records what the data plane reports a connection's BGP peer advertises: the BGP-learned
+/// routes through `conn_id` become exactly `prefixes` (a prefix kept keeps its creation time).
+/// New ones are published into the VPC when the gateway propagates automatically (AutoPropagate)
+/// and carry the peer's ASN as their AS path. A connection that is gone, being deleted or not
+/// running BGP has no learned routes.
+pub fn record_learned_routes(tx: &mut dyn Tx, account_id: i64, conn_id: &str, prefixes: &[Ipv4Net]) -> ApiResult<()> {
+    let Some(conn) = tx.get_as::<VpnConnection>(account_id, conn_id)? else { return Ok(()) };
+    let Some(gw) = tx.get_as::<VpnGateway>(account_id, &conn.vpn_gateway_id)? else { return Ok(()) };
+    let live = conn.state != "deleting" && conn.bgp_enabled();
+    let wanted: BTreeSet<String> =
+        if live { prefixes.iter().map(|n| n.trunc().to_string()).collect() } else { BTreeSet::new() };
+    let (stale, new) = diff_learned(&dbr_routes(tx, account_id, &gw.id)?, conn_id, &wanted);
+    for id in &stale {
+        tx.delete(VpnRouteEntry::KIND, account_id, id)?;
+    }
+    if new.is_empty() {
+        return Ok(());
+    }
+    let mut peer_asn = None;
+    for id in conn.customer_gateway_ids() {
+        if let Some(asn) = tx.get_as::<CustomerGateway>(account_id, id)?.and_then(|c| c.asn) {
+            peer_asn = Some(asn);
+            break;
+        }
+    }
+    let now = now_ms();
+    for dest in new {
+        tx.insert_as(&VpnRouteEntry {
+            id: dbr_id(&gw.id, Origin::Bgp, &dest, conn_id),
+            account_id,
+            region_id: gw.region_id.clone(),
+            vpn_gateway_id: gw.id.clone(),
+            route_dest: dest,
+            next_hop: conn_id.to_string(),
+            weight: 100,
+            published: gw.auto_propagate,
+            origin: Origin::Bgp,
+            description: String::new(),
+            overlay_mode: "Ipsec".into(),
+            as_path: peer_asn.map(|a| a.to_string()).unwrap_or_default(),
+            community: String::new(),
+            created_ms: now,
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    fn scope() -> Scope {
+        Scope { account_id: 1, region_id: "cn-hangzhou".into(), gateway_id: "vpn-a".into() }
+    }
+
+    fn pbr(source: &str, dest: &str, hop: &str, weight: u32, priority: u32) -> VpnPbrRouteEntry {
+        VpnPbrRouteEntry {
+            id: pbr_id("vpn-a", source, dest, hop),
+            account_id: 1,
+            region_id: "cn-hangzhou".into(),
+            vpn_gateway_id: "vpn-a".into(),
+            route_source: source.into(),
+            route_dest: dest.into(),
+            next_hop: hop.into(),
+            weight,
+            priority,
+            published: false,
+            origin: Origin::Custom,
+            description: String::new(),
+            overlay_mode: "Ipsec".into(),
+            created_ms: 0,
+        }
+    }
+
+    #[test]
+    fn weights_are_0_or_100() {
+        assert_eq!(check_weight(0).unwrap(), 0);
+        assert_eq!(check_weight(100).unwrap(), 100);
+        for bad in [-1, 1, 50, 99, 101, i64::MAX] {
+            assert_eq!(check_weight(bad).unwrap_err().code, "VpnRouteEntry.InvalidWeight", "{bad}");
+        }
+    }
+
+    #[test]
+    fn one_active_and_one_standby_per_destination() {
+        assert!(check_active_standby(&[], 100).is_ok());
+        assert!(check_active_standby(&[], 0).is_ok());
+        assert!(check_active_standby(&[100], 0).is_ok());
+        assert!(check_active_standby(&[0], 100).is_ok());
+        assert_eq!(check_active_standby(&[100], 100).unwrap_err().code, "VpnRouteEntry.Conflict");
+        assert_eq!(check_active_standby(&[0], 0).unwrap_err().code, "VpnRouteEntry.Conflict");
+        assert_eq!(check_active_standby(&[100, 0], 0).unwrap_err().code, "VpnRouteEntry.BackupRoute");
+        assert_eq!(check_active_standby(&[100, 0], 100).unwrap_err().code, "VpnRouteEntry.BackupRoute");
+    }
+
+    #[test]
+    fn ids_follow_identity() {
+        let a = dbr_id("vpn-a", Origin::Custom, "10.0.0.0/24", "vco-1");
+        assert_eq!(a, dbr_id("vpn-a", Origin::Custom, "10.0.0.0/24", "vco-1"));
+        assert_ne!(a, dbr_id("vpn-a", Origin::Custom, "10.0.0.0/24", "vco-2"));
+        assert_ne!(a, dbr_id("vpn-b", Origin::Custom, "10.0.0.0/24", "vco-1"));
+        assert_ne!(a, dbr_id("vpn-a", Origin::Custom, "10.0.1.0/24", "vco-1"));
+        // A BGP-learned route to the same place is another route; an auto one is not.
+        assert_ne!(a, dbr_id("vpn-a", Origin::Bgp, "10.0.0.0/24", "vco-1"));
+        assert_eq!(a, dbr_id("vpn-a", Origin::Auto, "10.0.0.0/24", "vco-1"));
+        let p = pbr_id("vpn-a", "192.168.0.0/24", "10.0.0.0/24", "vco-1");
+        assert_ne!(p, pbr_id("vpn-a", "192.168.1.0/24", "10.0.0.0/24", "vco-1"));
+        assert_ne!(p, pbr_id("vpn-a", "10.0.0.0/24", "192.168.0.0/24", "vco-1"));
+        assert_ne!(p, a);
+    }
+
+    #[test]
+    fn cidrs_and_descriptions() {
+        assert_eq!(parse_cidr("RouteDest", " 10.0.0.0/24").unwrap().to_string(), "10.0.0.0/24");
+        for bad in ["10.0.0.1/24", "10.0.0.0", "10.0.0.0/33", "a.b.c.d/8", "::/0", ""] {
+            assert_eq!(parse_cidr("RouteDest", bad).unwrap_err().code, "InvalidParameter", "{bad}");
+        }
+        assert!(check_destination(net("0.0.0.0/0")).is_err());
+        assert!(check_destination(net("10.0.0.0/8")).is_ok());
+        assert!(check_route_description("a").is_ok());
+        assert!(check_route_description("路由 1, with spaces").is_ok());
+        assert!(check_route_description(&"d".repeat(101)).is_err());
+        assert_eq!(check_route_description("https://x").unwrap_err().code, "InvalidDescription");
+    }
+
+    #[test]
+    fn pairs_cover_every_local_remote_combination_once() {
+        let local = [net("10.0.0.0/24"), net("10.0.1.0/24"), net("10.0.0.0/24")];
+        let remote = [net("192.168.0.1/24")];
+        assert_eq!(
+            subnet_pairs(&local, &remote),
+            vec![(net("10.0.0.0/24"), net("192.168.0.0/24")), (net("10.0.1.0/24"), net("192.168.0.0/24"))]
+        );
+        assert!(subnet_pairs(&[], &remote).is_empty());
+    }
+
+    #[test]
+    fn auto_routes_are_active_published_priority_10() {
+        let pairs = subnet_pairs(&[net("10.0.0.0/24")], &[net("192.168.0.0/24"), net("192.168.1.0/24")]);
+        let planned = plan_connection_routes(&scope(), &[], "vco-1", &pairs, 100, 7).unwrap();
+        assert_eq!(planned.len(), 2);
+        let r = &planned[0];
+        assert_eq!((r.route_source.as_str(), r.route_dest.as_str(), r.next_hop.as_str()), ("10.0.0.0/24", "192.168.0.0/24", "vco-1"));
+        assert_eq!((r.weight, r.priority, r.published, r.origin, r.created_ms), (100, 10, true, Origin::Auto, 7));
+        assert_eq!(r.id, pbr_id("vpn-a", "10.0.0.0/24", "192.168.0.0/24", "vco-1"));
+    }
+
+    #[test]
+    fn auto_routes_respect_the_policy_quota() {
+        let existing = vec![pbr("1.0.0.0/24", "2.0.0.0/24", "vco-9", 100, 10); 3];
+        let pairs = subnet_pairs(&[net("10.0.0.0/24")], &[net("192.168.0.0/24"), net("192.168.1.0/24")]);
+        let e = plan_connection_routes(&scope(), &existing, "vco-1", &pairs, 4, 0).unwrap_err();
+        assert_eq!(e.code, "QuotaExceeded.PolicyBasedRoute");
+        assert!(e.message.contains("Existing routes: 3. Routes to be created: 2. Maximum routes: 4."), "{}", e.message);
+        let e = plan_connection_routes(&scope(), &[], "vco-1", &pairs, 1, 0).unwrap_err();
+        assert_eq!(e.code, "CreatePbrRoutesQuotaFull.QuotaFull");
+        assert_eq!(plan_connection_routes(&scope(), &existing, "vco-1", &pairs, 5, 0).unwrap().len(), 2);
+        // Nothing to add never trips the quota.
+        assert!(plan_connection_routes(&scope(), &existing, "vco-1", &[], 1, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn auto_routes_clash_with_other_connections_routes() {
+        let pairs = subnet_pairs(&[net("10.0.0.0/24")], &[net("192.168.0.0/24")]);
+        // Another connection already carries this traffic actively.
+        let active = pbr("10.0.0.0/24", "192.168.0.0/24", "vco-2", 100, 10);
+        let e = plan_connection_routes(&scope(), std::slice::from_ref(&active), "vco-1", &pairs, 100, 0).unwrap_err();
+        assert_eq!(e.code, "VpnRouteEntry.Conflict");
+        // ... as standby: this connection becomes the active one.
+        let standby = pbr("10.0.0.0/24", "192.168.0.0/24", "vco-3", 0, 10);
+        assert_eq!(plan_connection_routes(&scope(), std::slice::from_ref(&standby), "vco-1", &pairs, 100, 0).unwrap().len(), 1);
+        // ... both: no room.
+        let e = plan_connection_routes(&scope(), &[active, standby], "vco-1", &pairs, 100, 0).unwrap_err();
+        assert_eq!(e.code, "VpnRouteEntry.BackupRoute");
+        // Another priority is another policy.
+        let other_priority = pbr("10.0.0.0/24", "192.168.0.0/24", "vco-2", 100, 20);
+        assert_eq!(plan_connection_routes(&scope(), &[other_priority], "vco-1", &pairs, 100, 0).unwrap().len(), 1);
+        // A route this connection already has (the user's) is kept, not duplicated.
+        let own = pbr("10.0.0.0/24", "192.168.0.0/24", "vco-1", 0, 10);
+        assert!(plan_connection_routes(&scope(), &[own], "vco-1", &pairs, 100, 0).unwrap().is_empty());
+    }
+
+    fn learned(dest: &str, hop: &str, origin: Origin) -> VpnRouteEntry {
+        VpnRouteEntry {
+            id: dbr_id("vpn-a", origin, dest, hop),
+            account_id: 1,
+            region_id: "cn-hangzhou".into(),
+            vpn_gateway_id: "vpn-a".into(),
+            route_dest: dest.into(),
+            next_hop: hop.into(),
+            weight: 100,
+            published: true,
+            origin,
+            description: String::new(),
+            overlay_mode: "Ipsec".into(),
+            as_path: String::new(),
+            community: String::new(),
+            created_ms: 0,
+        }
+    }
+
+    #[test]
+    fn learned_routes_become_what_the_peer_advertises() {
+        let current = vec![
+            learned("10.1.0.0/24", "vco-1", Origin::Bgp),
+            learned("10.2.0.0/24", "vco-1", Origin::Bgp),
+            // Not this connection's, or not learned: untouched.
+            learned("10.3.0.0/24", "vco-2", Origin::Bgp),
+            learned("10.3.0.0/24", "vco-1", Origin::Custom),
+        ];
+        let wanted: BTreeSet<String> = ["10.2.0.0/24", "10.3.0.0/24"].iter().map(|s| s.to_string()).collect();
+        let (stale, new) = diff_learned(&current, "vco-1", &wanted);
+        assert_eq!(stale, vec![dbr_id("vpn-a", Origin::Bgp, "10.1.0.0/24", "vco-1")]);
+        assert_eq!(new, vec!["10.3.0.0/24".to_string()]);
+        let (stale, new) = diff_learned(&current, "vco-1", &BTreeSet::new());
+        assert_eq!(stale.len(), 2);
+        assert!(new.is_empty());
+        let (stale, new) = diff_learned(&[], "vco-9", &wanted);
+        assert!(stale.is_empty());
+        assert_eq!(new.len(), 2);
+    }
+
+    #[test]
+    fn views_carry_the_documented_fields() {
+        let mut r = VpnRouteEntry {
+            id: dbr_id("vpn-a", Origin::Custom, "10.0.0.0/24", "vco-1"),
+            account_id: 1,
+            region_id: "cn-hangzhou".into(),
+            vpn_gateway_id: "vpn-a".into(),
+            route_dest: "10.0.0.0/24".into(),
+            next_hop: "vco-1".into(),
+            weight: 0,
+            published: true,
+            origin: Origin::Custom,
+            description: "d1".into(),
+            overlay_mode: "Ipsec".into(),
+            as_path: String::new(),
+            community: String::new(),
+            created_ms: 5,
+        };
+        let v = r.describe();
+        assert_eq!(v["RouteEntryType"], "Custom");
+        assert_eq!(v["State"], "published");
+        assert_eq!(v["VpnInstanceId"], "vpn-a");
+        assert!(v.get("AsPath").is_none());
+        let c = r.created();
+        for f in ["NextHop", "Weight", "RouteDest", "Description", "State", "CreateTime", "OverlayMode", "VpnInstanceId"] {
+            assert!(c.contains_key(f), "{f}");
+        }
+        r.origin = Origin::Bgp;
+        r.as_path = "65001".into();
+        let v = r.describe();
+        assert_eq!(v["RouteEntryType"], "System");
+        assert_eq!(v["AsPath"], "65001");
+        assert_eq!(v["Source"], "BGP");
+        assert_eq!(r.status(), "bgp");
+        let p = pbr("192.168.0.0/24", "10.0.0.0/24", "vco-1", 100, 10).describe();
+        for f in ["NextHop", "Weight", "RouteDest", "RouteSource", "Priority", "State", "CreateTime", "VpnInstanceId"] {
+            assert!(p.get(f).is_some(), "{f}");
+        }
+        assert_eq!(p["State"], "normal");
+    }
+}
