@@ -751,3 +751,100 @@ pub fn peer_config(tx: &dyn Tx, key: &MasterKey, account_id: i64, id: &str) -> A
         tunnels,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::tests::{connection, key, spec};
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::Store;
+    use std::sync::Arc;
+
+    /// A store holding gateway vpn-1 (198.18.0.1) and customer gateways cgw-1 (203.0.113.5,
+    /// ASN 65001), cgw-2 (203.0.113.6, no ASN) and cgw-gw (the gateway's own address).
+    async fn world() -> (Arc<dyn Store>, VpnGateway, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("gh-vco-{}", uuid::Uuid::new_v4()));
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir).unwrap());
+        let gw: VpnGateway = serde_json::from_value(json!({
+            "id": "vpn-1", "account_id": 1, "region_id": "cn-hangzhou", "vpc_id": "vpc-1", "vswitch_id": "",
+            "name": "g", "description": "", "status": "active", "charge_type": "PREPAY", "order_id": 1,
+            "bandwidth": 10, "enable_ipsec": true, "enable_ssl": false, "ssl_connections": 0, "vpn_type": "Normal",
+            "network_type": "public", "resource_group_id": "", "internet_ip": "198.18.0.1", "intranet_ip": "172.16.0.1",
+            "disaster_recovery_vswitch_id": "", "disaster_recovery_internet_ip": "", "auto_propagate": true,
+            "enable_bgp": false, "created_ms": 0, "end_ms": 0
+        }))
+        .unwrap();
+        let g = gw.clone();
+        store
+            .write(move |tx| {
+                tx.insert_as(&g)?;
+                for (id, ip, asn) in [("cgw-1", "203.0.113.5", Some(65001)), ("cgw-2", "203.0.113.6", None), ("cgw-gw", "198.18.0.1", None)] {
+                    tx.insert_as(&CustomerGateway {
+                        id: id.into(),
+                        account_id: 1,
+                        region_id: "cn-hangzhou".into(),
+                        ip_address: ip.into(),
+                        name: String::new(),
+                        description: String::new(),
+                        asn,
+                        auth_key: None,
+                        created_ms: 0,
+                    })?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        (store, gw, dir)
+    }
+
+    fn check(store: &Arc<dyn Store>, gw: &VpnGateway, c: &VpnConnection) -> Result<(), String> {
+        store.read(|tx| check_against_gateway(tx, gw, c, &key())).map_err(|e| e.code)
+    }
+
+    #[tokio::test]
+    async fn cross_resource_rules() {
+        let (store, gw, dir) = world().await;
+        let bgp = |cidr: &str| format!(r#"{{"EnableBgp": true, "TunnelCidr": "{cidr}"}}"#);
+        let first = connection("a", spec("cgw-1", Some(r#"{"Psk": "one"}"#), Some(&bgp("169.254.10.0/30"))), "10.0.0.0/16", "192.168.0.0/24");
+        assert_eq!(check(&store, &gw, &first), Ok(()));
+        let stored = first.clone();
+        store.write(move |tx| tx.insert_as(&stored)).await.unwrap();
+
+        let c = connection("b", spec("cgw-gw", None, None), "10.0.0.0/16", "192.168.0.0/24");
+        assert_eq!(check(&store, &gw, &c).unwrap_err(), "CustomerGateway.ConflictVpnIp");
+        let c = connection("b", spec("cgw-2", None, Some(&bgp("169.254.11.0/30"))), "10.0.0.0/16", "192.168.9.0/24");
+        assert_eq!(check(&store, &gw, &c).unwrap_err(), "MissingParam.CustomerGatewayAsn");
+        let c = connection("b", spec("cgw-1", Some(r#"{"Psk": "one"}"#), Some(&bgp("169.254.10.0/30"))), "10.0.0.0/16", "192.168.9.0/24");
+        assert_eq!(check(&store, &gw, &c).unwrap_err(), "IllegalParam.TunnelCidr");
+        let c = connection("b", spec("cgw-1", Some(r#"{"Psk": "two"}"#), None), "10.0.0.0/16", "192.168.9.0/24");
+        assert_eq!(check(&store, &gw, &c).unwrap_err(), "VpnConnectionParamInvalid.SameVpnAndCgwDifferentIkeConfigs");
+        let c = connection("b", spec("cgw-1", Some(r#"{"Psk": "one"}"#), None), "10.0.1.0/24", "192.168.0.128/25");
+        assert_eq!(check(&store, &gw, &c).unwrap_err(), "VpnConnectionParamInvalid.SameVpnAndCgwTrafficSelectorOverlap");
+        // Same peer, same IKE, selectors apart: fine. A different peer may overlap freely.
+        let c = connection("b", spec("cgw-1", Some(r#"{"Psk": "one"}"#), None), "10.0.0.0/16", "192.168.1.0/24");
+        assert_eq!(check(&store, &gw, &c), Ok(()));
+        let c = connection("b", spec("cgw-2", None, None), "10.0.0.0/16", "192.168.0.0/24");
+        assert_eq!(check(&store, &gw, &c), Ok(()));
+        // A connection is not compared with itself when it is modified.
+        assert_eq!(check(&store, &gw, &first), Ok(()));
+
+        let mut with_cert = connection("b", spec("cgw-2", None, None), "10.0.0.0/16", "192.168.0.0/24");
+        with_cert.tunnels[0].spec.remote_ca_certificate = "-----BEGIN CERTIFICATE-----".into();
+        assert_eq!(check(&store, &gw, &with_cert).unwrap_err(), "InvalidParameter");
+        let national = VpnGateway { vpn_type: "NationalStandard".into(), ..gw.clone() };
+        let c = connection("b", spec("cgw-2", None, None), "10.0.0.0/16", "192.168.0.0/24");
+        assert_eq!(check(&store, &national, &c).unwrap_err(), "MissingRemoteCaCertificate");
+        assert_eq!(check(&store, &national, &with_cert), Ok(()));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn names_and_subnets() {
+        assert!(check_connection_name("x").is_ok());
+        assert!(check_connection_name(&"x".repeat(100)).is_ok());
+        assert_eq!(check_connection_name(&"x".repeat(101)).unwrap_err().code, "InvalidParameter.VpnConnectionName");
+        assert!(check_connection_name("http://x").is_err());
+        assert_eq!(normalize_subnets(" 10.0.0.0/24 , 10.1.0.0/24,"), "10.0.0.0/24,10.1.0.0/24");
+    }
+}
