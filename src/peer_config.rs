@@ -222,7 +222,7 @@ fn secret(psk: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::ipsec::Sealed;
+    use crate::secret::Sealed;
     use crate::api::params::Params;
     use crate::secret::MasterKey;
 

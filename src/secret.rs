@@ -40,6 +40,27 @@ impl fmt::Display for Secret {
     }
 }
 
+/// A secret as stored: sealed with the master key, redacted in `Debug`. PSKs and BGP keys live
+/// inside resource documents in this form.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Sealed(String);
+
+impl Sealed {
+    pub fn seal(key: &MasterKey, secret: &Secret) -> Sealed {
+        Sealed(key.seal(secret))
+    }
+    pub fn open(&self, key: &MasterKey) -> crate::api::error::ApiResult<Secret> {
+        key.open(&self.0).map_err(crate::api::error::ApiError::internal)
+    }
+}
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sealed(<redacted>)")
+    }
+}
+
 /// The key that seals secrets at rest (ChaCha20-Poly1305, a fresh random nonce per value).
 #[derive(Clone)]
 pub struct MasterKey(Zeroizing<[u8; 32]>);

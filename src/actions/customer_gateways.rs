@@ -11,6 +11,7 @@ use super::rules::{check_description, check_name, new_id, tags_json};
 use super::{vpn_connections, vpn_gateways};
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::{Body, Ctx};
+use crate::secret::{MasterKey, Sealed, Secret};
 use crate::store::{now_ms, ListQuery, Resource, Tx, TxExt};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,7 +23,8 @@ pub struct CustomerGateway {
     pub name: String,
     pub description: String,
     pub asn: Option<u32>,
-    pub auth_key: Option<String>,
+    /// The BGP authentication key, sealed at rest.
+    pub auth_key: Option<Sealed>,
     pub created_ms: i64,
 }
 
@@ -64,14 +66,22 @@ impl CustomerGateway {
         map
     }
 
-    pub fn describe(&self, tags: Option<&Vec<(String, String)>>) -> Body {
+    /// The BGP authentication key in clear ("" when none): the API returns it to its owner.
+    pub fn auth_key(&self, key: &MasterKey) -> ApiResult<String> {
+        Ok(match &self.auth_key {
+            Some(sealed) => sealed.open(key)?.expose().to_string(),
+            None => String::new(),
+        })
+    }
+
+    pub fn describe(&self, key: &MasterKey, tags: Option<&Vec<(String, String)>>) -> ApiResult<Body> {
         let mut b = self.summary();
         if let Some(asn) = self.asn {
             b.insert("Asn".into(), json!(asn));
         }
-        b.insert("AuthKey".into(), json!(self.auth_key.clone().unwrap_or_default()));
+        b.insert("AuthKey".into(), json!(self.auth_key(key)?));
         b.insert("Tags".into(), tags_json(tags));
-        b
+        Ok(b)
     }
 }
 
@@ -148,6 +158,7 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
             return Err(missing_asn());
         }
     }
+    let auth_key = auth_key.map(|k| Sealed::seal(&ctx.app.master_key, &Secret::new(k)));
     let (account_id, quota) = (ctx.account_id, ctx.app.config.quotas.customer_gateways);
     ctx.write_once(move |tx| {
         let in_region = ListQuery {
@@ -196,6 +207,7 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
     if let Some(k) = &auth_key {
         check_auth_key(k)?;
     }
+    let auth_key = auth_key.map(|k| Sealed::seal(&ctx.app.master_key, &Secret::new(k)));
     let account_id = ctx.account_id;
     ctx.write_once(move |tx| {
         let mut cgw = find(tx, account_id, &region.id, &id)?;
@@ -232,7 +244,7 @@ pub async fn describe_one(ctx: Ctx) -> ApiResult<Body> {
     ctx.store().read(|tx| {
         let cgw = find(tx, ctx.account_id, &region.id, &id)?;
         let tags = tx.tags_of(CustomerGateway::KIND, ctx.account_id, &[cgw.id.clone()])?;
-        Ok(cgw.describe(tags.get(&cgw.id)))
+        cgw.describe(&ctx.app.master_key, tags.get(&cgw.id))
     })
 }
 
@@ -253,7 +265,10 @@ pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
         let cgws: Vec<CustomerGateway> = tx.list_as(&query)?;
         let ids: Vec<String> = cgws.iter().map(|c| c.id.clone()).collect();
         let tags = tx.tags_of(CustomerGateway::KIND, ctx.account_id, &ids)?;
-        let items: Vec<Value> = cgws.iter().map(|c| Value::Object(c.describe(tags.get(&c.id)))).collect();
+        let items = cgws
+            .iter()
+            .map(|c| c.describe(&ctx.app.master_key, tags.get(&c.id)).map(Value::Object))
+            .collect::<ApiResult<Vec<_>>>()?;
         Ok((tx.count(&query)?, items))
     })?;
     let mut body = Body::new();

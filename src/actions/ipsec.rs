@@ -8,7 +8,6 @@
 //! rule lives in one place. Values are read the way the SDKs send them: numbers as JSON numbers
 //! or strings, booleans as `true`, `"true"` or `"True"`.
 
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 
@@ -20,27 +19,7 @@ use serde_json::{json, Map, Value};
 use crate::actions::customer_gateways::parse_asn;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::params::Params;
-use crate::secret::{MasterKey, Secret};
-
-/// A pre-shared key as stored: sealed with the master key, and redacted in `Debug`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Sealed(String);
-
-impl Sealed {
-    pub fn seal(key: &MasterKey, secret: &Secret) -> Sealed {
-        Sealed(key.seal(secret))
-    }
-    pub fn open(&self, key: &MasterKey) -> ApiResult<Secret> {
-        key.open(&self.0).map_err(ApiError::internal)
-    }
-}
-
-impl fmt::Debug for Sealed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Sealed(<redacted>)")
-    }
-}
+use crate::secret::{MasterKey, Sealed, Secret};
 
 /// Phase-1 (IKE) negotiation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -992,7 +971,7 @@ mod tests {
         Defaults { local_ip: "47.0.0.1", remote_ip: "47.0.0.2", national_standard: false, master_key }
     }
 
-    fn code<T: fmt::Debug>(r: ApiResult<T>) -> String {
+    fn code<T: std::fmt::Debug>(r: ApiResult<T>) -> String {
         r.unwrap_err().code
     }
 
@@ -1359,7 +1338,7 @@ mod tests {
         assert!(text.starts_with('"') && !text.contains("hunter2"));
         let back: Sealed = serde_json::from_str(&text).unwrap();
         assert_eq!(back.open(&key).unwrap().expose(), "hunter2");
-        assert_eq!(code(Sealed("garbage".into()).open(&key)), "InternalError");
+        assert_eq!(code(serde_json::from_str::<Sealed>("\"garbage\"").unwrap().open(&key)), "InternalError");
     }
 
     #[test]

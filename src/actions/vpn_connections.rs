@@ -137,7 +137,7 @@ impl VpnConnection {
             b.insert("TunnelOptionsSpecification".into(), json!({ "TunnelOptions": tunnels }));
         } else {
             let s = &main.spec;
-            let (peer_asn, auth_key) = bgp_peer(peer(main));
+            let (peer_asn, auth_key) = bgp_peer(peer(main), key)?;
             b.insert("CustomerGatewayId".into(), json!(s.customer_gateway_id));
             b.insert("EnableDpd".into(), json!(s.enable_dpd));
             b.insert("EnableNatTraversal".into(), json!(s.enable_nat_traversal));
@@ -151,8 +151,8 @@ impl VpnConnection {
 }
 
 /// The peer's ASN and BGP key, from its customer gateway.
-fn bgp_peer(cgw: Option<&CustomerGateway>) -> (Option<u32>, String) {
-    (cgw.and_then(|c| c.asn), cgw.and_then(|c| c.auth_key.clone()).unwrap_or_default())
+fn bgp_peer(cgw: Option<&CustomerGateway>, key: &MasterKey) -> ApiResult<(Option<u32>, String)> {
+    Ok((cgw.and_then(|c| c.asn), cgw.map(|c| c.auth_key(key)).transpose()?.unwrap_or_default()))
 }
 
 /// One tunnel as Describe shows it. Its scalars are strings, as the SDKs' tunnel models type them.

@@ -388,6 +388,7 @@ pub fn advance(tx: &mut dyn Tx, account_id: i64, id: &str, op: &str, step: i64, 
             Ok(None)
         }
         ("delete", _) => {
+            super::vpn_routes::remove_gateway_routes(tx, account_id, id)?;
             tx.delete(VpnGateway::KIND, account_id, id)?;
             tx.release_addresses(id)?;
             Ok(None)
