@@ -1,0 +1,49 @@
+"""Secrets are sealed at rest and never logged: AccessKey secrets, pre-shared keys and BGP
+authentication keys appear in no file of the data directory (database, WAL) nor in the
+server's log, while the API still returns PSK and AuthKey to their owner."""
+
+from __future__ import annotations
+
+import json
+
+from support import ClassicApi, public_ip, vpc_id, wait_for
+
+PSK = "PskAtRest-7f3a9c"
+AUTH_KEY = "BgpKeyAtRest-41d2"
+
+
+def test_secrets_never_reach_disk_or_log_in_clear(server_factory):
+    srv = server_factory(["--transition-delay-ms", "0"])
+    creds = srv.create_account()
+    api = ClassicApi(srv.endpoint, creds.ak, creds.secret)
+
+    gw = api.call("CreateVpnGateway", {"VpcId": vpc_id(), "Bandwidth": 10})["VpnGatewayId"]
+    wait_for(lambda: api.call("DescribeVpnGateway", {"VpnGatewayId": gw})["Status"] == "active", what="gateway active")
+    cgw = api.call("CreateCustomerGateway", {"IpAddress": public_ip(), "Asn": "65010", "AuthKey": AUTH_KEY})[
+        "CustomerGatewayId"
+    ]
+    vco = api.call(
+        "CreateVpnConnection",
+        {
+            "VpnGatewayId": gw,
+            "CustomerGatewayId": cgw,
+            "LocalSubnet": "10.0.0.0/16",
+            "RemoteSubnet": "192.168.0.0/24",
+            "IkeConfig": json.dumps({"Psk": PSK}),
+        },
+    )["VpnConnectionId"]
+    wait_for(lambda: api.call("DescribeVpnGateway", {"VpnGatewayId": gw})["Status"] == "active", what="applied")
+
+    # Their owner reads them back in clear.
+    assert api.call("DescribeVpnConnection", {"VpnConnectionId": vco})["IkeConfig"]["Psk"] == PSK
+    assert api.call("DescribeCustomerGateway", {"CustomerGatewayId": cgw})["AuthKey"] == AUTH_KEY
+
+    # Stop hard so nothing is tidied up first: the WAL is read as it was left.
+    srv.kill9()
+    files = [p for p in srv.data_dir.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("gatehouse.db") for p in files), files
+    secrets = [creds.secret, srv.env["GATEHOUSE_ROOT_ACCESS_KEY_SECRET"], PSK, AUTH_KEY]
+    for path in [*files, srv.log_path]:
+        data = path.read_bytes()
+        for s in secrets:
+            assert s.encode() not in data, f"{s!r} found in clear in {path}"
