@@ -28,17 +28,7 @@ pub struct CustomerGateway {
     pub created_ms: i64,
 }
 
-impl Resource for CustomerGateway {
-    const KIND: &'static str = "CustomerGateway";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn account_id(&self) -> i64 {
-        self.account_id
-    }
-    fn region_id(&self) -> &str {
-        &self.region_id
-    }
+crate::resource!(CustomerGateway, "CustomerGateway" {
     /// One customer gateway per IP address in an account and region.
     fn unique_key(&self) -> Option<String> {
         Some(self.ip_address.clone())
@@ -46,10 +36,7 @@ impl Resource for CustomerGateway {
     fn name(&self) -> &str {
         &self.name
     }
-    fn created_ms(&self) -> i64 {
-        self.created_ms
-    }
-}
+});
 
 impl CustomerGateway {
     /// The fields Create and Modify answer with.

@@ -61,17 +61,7 @@ pub struct VpnConnection {
     pub created_ms: i64,
 }
 
-impl Resource for VpnConnection {
-    const KIND: &'static str = "VpnConnection";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn account_id(&self) -> i64 {
-        self.account_id
-    }
-    fn region_id(&self) -> &str {
-        &self.region_id
-    }
+crate::resource!(VpnConnection, "VpnConnection" {
     fn parent_id(&self) -> Option<&str> {
         Some(&self.vpn_gateway_id)
     }
@@ -81,10 +71,7 @@ impl Resource for VpnConnection {
     fn name(&self) -> &str {
         &self.name
     }
-    fn created_ms(&self) -> i64 {
-        self.created_ms
-    }
-}
+});
 
 impl VpnConnection {
     /// The single tunnel of a single-tunnel connection, the master of a dual-tunnel one.

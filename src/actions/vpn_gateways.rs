@@ -50,17 +50,7 @@ pub struct VpnGateway {
     pub end_ms: i64,
 }
 
-impl Resource for VpnGateway {
-    const KIND: &'static str = "VpnGateway";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn account_id(&self) -> i64 {
-        self.account_id
-    }
-    fn region_id(&self) -> &str {
-        &self.region_id
-    }
+crate::resource!(VpnGateway, "VpnGateway" {
     fn parent_id(&self) -> Option<&str> {
         Some(&self.vpc_id)
     }
@@ -70,10 +60,7 @@ impl Resource for VpnGateway {
     fn name(&self) -> &str {
         &self.name
     }
-    fn created_ms(&self) -> i64 {
-        self.created_ms
-    }
-}
+});
 
 fn enable(b: bool) -> &'static str {
     if b {

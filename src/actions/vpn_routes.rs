@@ -105,17 +105,7 @@ pub struct VpnRouteEntry {
     pub created_ms: i64,
 }
 
-impl Resource for VpnRouteEntry {
-    const KIND: &'static str = "VpnRouteEntry";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn account_id(&self) -> i64 {
-        self.account_id
-    }
-    fn region_id(&self) -> &str {
-        &self.region_id
-    }
+crate::resource!(VpnRouteEntry, "VpnRouteEntry" {
     fn parent_id(&self) -> Option<&str> {
         Some(&self.vpn_gateway_id)
     }
@@ -123,13 +113,7 @@ impl Resource for VpnRouteEntry {
     fn status(&self) -> &str {
         self.origin.as_str()
     }
-    fn name(&self) -> &str {
-        ""
-    }
-    fn created_ms(&self) -> i64 {
-        self.created_ms
-    }
-}
+});
 
 impl VpnRouteEntry {
     /// What CreateVpnRouteEntry answers.
@@ -188,30 +172,14 @@ pub struct VpnPbrRouteEntry {
     pub created_ms: i64,
 }
 
-impl Resource for VpnPbrRouteEntry {
-    const KIND: &'static str = "VpnPbrRouteEntry";
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn account_id(&self) -> i64 {
-        self.account_id
-    }
-    fn region_id(&self) -> &str {
-        &self.region_id
-    }
+crate::resource!(VpnPbrRouteEntry, "VpnPbrRouteEntry" {
     fn parent_id(&self) -> Option<&str> {
         Some(&self.vpn_gateway_id)
     }
     fn status(&self) -> &str {
         self.origin.as_str()
     }
-    fn name(&self) -> &str {
-        ""
-    }
-    fn created_ms(&self) -> i64 {
-        self.created_ms
-    }
-}
+});
 
 impl VpnPbrRouteEntry {
     /// What CreateVpnPbrRouteEntry answers.

@@ -222,7 +222,9 @@ pub trait Resource: Serialize + DeserializeOwned {
     fn status(&self) -> &str {
         ""
     }
-    fn name(&self) -> &str;
+    fn name(&self) -> &str {
+        ""
+    }
     fn created_ms(&self) -> i64;
 
     fn to_record(&self) -> Record {
@@ -242,6 +244,30 @@ pub trait Resource: Serialize + DeserializeOwned {
     fn from_record(rec: &Record) -> ApiResult<Self> {
         serde_json::from_str(&rec.body).map_err(|e| ApiError::internal(format!("corrupt {} {}: {e}", rec.kind, rec.id)))
     }
+}
+
+/// Implements `Resource` for a struct with `id`, `account_id`, `region_id` and `created_ms`
+/// fields: `resource!(Type, "Kind" { other methods })` states only what differs.
+#[macro_export]
+macro_rules! resource {
+    ($ty:ty, $kind:literal { $($methods:tt)* }) => {
+        impl $crate::store::Resource for $ty {
+            const KIND: &'static str = $kind;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn account_id(&self) -> i64 {
+                self.account_id
+            }
+            fn region_id(&self) -> &str {
+                &self.region_id
+            }
+            fn created_ms(&self) -> i64 {
+                self.created_ms
+            }
+            $($methods)*
+        }
+    };
 }
 
 /// Typed access on top of `Tx`.
