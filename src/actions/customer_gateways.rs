@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::rules::{check_description, check_name, new_id, tags_json};
+use super::rules::{page_body, check_description, check_name, new_id, tags_json};
 use super::{vpn_connections, vpn_gateways};
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::{Body, Ctx};
@@ -258,12 +258,7 @@ pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
             .collect::<ApiResult<Vec<_>>>()?;
         Ok((tx.count(&query)?, items))
     })?;
-    let mut body = Body::new();
-    body.insert("TotalCount".into(), json!(total));
-    body.insert("PageNumber".into(), json!(page.number));
-    body.insert("PageSize".into(), json!(page.size));
-    body.insert("CustomerGateways".into(), json!({ "CustomerGateway": items }));
-    Ok(body)
+    Ok(page_body(total, page, "CustomerGateways", "CustomerGateway", items))
 }
 
 pub async fn delete(ctx: Ctx) -> ApiResult<Body> {

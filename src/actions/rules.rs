@@ -4,6 +4,8 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::params::Page;
+use crate::app::Body;
 
 /// A new resource ID: `<prefix>-` and 21 lower-case alphanumerics, as the real service mints them.
 pub fn new_id(prefix: &str) -> String {
@@ -42,6 +44,17 @@ pub fn check_description(description: &str, max: usize) -> ApiResult<()> {
     } else {
         Err(ApiError::bad_request("InvalidDescription", "The description is not valid"))
     }
+}
+
+/// One page of a `PageNumber`/`PageSize` list: `{"TotalCount", "PageNumber", "PageSize",
+/// "<List>": {"<Item>": [...]}}`.
+pub fn page_body(total: u64, page: Page, list: &str, item: &str, items: Vec<Value>) -> Body {
+    let mut body = Body::new();
+    body.insert("TotalCount".into(), json!(total));
+    body.insert("PageNumber".into(), json!(page.number));
+    body.insert("PageSize".into(), json!(page.size));
+    body.insert(list.into(), json!({ item: items }));
+    body
 }
 
 /// User tags as the wire shows them: `{"Tag": [{"Key", "Value"}]}`.

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::customer_gateways::{self, CustomerGateway};
 use super::ipsec::{self, BgpConfig, Defaults, HealthCheckConfig, IkeConfig, IpsecConfig, TunnelSpec};
-use super::rules::{new_id, tags_json};
+use super::rules::{page_body, new_id, tags_json};
 use super::tags::check_tag;
 use super::vpn_gateways::{self, VpnGateway};
 use super::vpn_routes;
@@ -614,12 +614,7 @@ pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
             .collect::<ApiResult<Vec<_>>>()?;
         Ok((total, items))
     })?;
-    let mut body = Body::new();
-    body.insert("TotalCount".into(), json!(total));
-    body.insert("PageNumber".into(), json!(page.number));
-    body.insert("PageSize".into(), json!(page.size));
-    body.insert("VpnConnections".into(), json!({ "VpnConnection": items }));
-    Ok(body)
+    Ok(page_body(total, page, "VpnConnections", "VpnConnection", items))
 }
 
 /// The connection's configuration as the VPN gateway runs it: Local is the gateway, Remote the

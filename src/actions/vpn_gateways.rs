@@ -8,7 +8,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::rules::{check_description, check_name, new_id, tags_json};
+use super::rules::{page_body, check_description, check_name, new_id, tags_json};
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::{Body, Ctx};
 use crate::store::{now_ms, ListQuery, Resource, Tx, TxExt};
@@ -325,12 +325,7 @@ pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
         let items: Vec<Value> = gws.iter().map(|g| Value::Object(g.describe(tags.get(&g.id), reservation))).collect();
         Ok((tx.count(&query)?, items))
     })?;
-    let mut body = Body::new();
-    body.insert("TotalCount".into(), json!(total));
-    body.insert("PageNumber".into(), json!(page.number));
-    body.insert("PageSize".into(), json!(page.size));
-    body.insert("VpnGateways".into(), json!({ "VpnGateway": items }));
-    Ok(body)
+    Ok(page_body(total, page, "VpnGateways", "VpnGateway", items))
 }
 
 pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
