@@ -201,9 +201,13 @@ fn check_connection_name(name: &str) -> ApiResult<()> {
     }
 }
 
-/// `Tags.N.Key`/`Tags.N.Value` of CreateVpnConnection.
+/// `Tags.N.Key`/`Tags.N.Value` of CreateVpnConnection: at most 20.
 fn request_tags(p: &Params) -> ApiResult<Vec<(String, String)>> {
-    let tags = p.tags("Tags", 20)?;
+    // Read past the limit so that too many tags get the documented code.
+    let tags = p.tags("Tags", 1000)?;
+    if tags.len() > 20 {
+        return Err(ApiError::bad_request("SizeLimitExceeded.TagNum", "The maximum number of tags is exceeded."));
+    }
     let mut seen = std::collections::HashSet::new();
     tags.into_iter()
         .map(|(k, v)| {
@@ -489,7 +493,11 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
     let region = ctx.region()?;
     let p = &ctx.params;
     let id = p.required("VpnConnectionId")?;
-    let req = Request::read(p)?;
+    // Modify documents its own code for a bad name.
+    let req = Request::read(p).map_err(|e| match e.code.as_str() {
+        "InvalidParameter.VpnConnectionName" => ApiError::bad_request("InvalidName", "The name is not valid"),
+        _ => e,
+    })?;
     let params = p.clone();
     let (account_id, app) = (ctx.account_id, ctx.app.clone());
     ctx.write_once(move |tx| {

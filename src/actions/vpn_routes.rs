@@ -11,6 +11,10 @@
 //!   connection, ordered by a priority. Users create them (`Custom`); connections created or
 //!   modified with AutoConfigRoute add one per (LocalSubnet, RemoteSubnet) pair (`Auto`).
 //!
+//! Both are one model, `Route<K>`, and one implementation of each action: the kind `K`
+//! (`Destination` or `Policy`) holds the fields only that kind has and states, through
+//! `RouteKind`, the few rules in which the two differ.
+//!
 //! A route is identified by what the API identifies it by — gateway, (source,) destination and
 //! next hop — so its store ID is derived from those (`dbr_id`, `pbr_id`) and a duplicate is one
 //! `get` away. The kind of origin is kept in the record's status column, so the RouteEntryType
@@ -33,16 +37,18 @@
 use std::collections::BTreeSet;
 
 use ipnet::Ipv4Net;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::customer_gateways::CustomerGateway;
+use super::rules::page_body;
 use super::vpn_connections::VpnConnection;
 use super::vpn_gateways::{self, VpnGateway};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::params::Params;
 use crate::app::{Body, Ctx};
-use crate::config::Quotas;
+use crate::config::{Quotas, Region};
 use crate::store::{now_ms, ListQuery, Resource, Tx, TxExt};
 
 /// The two documented weights: 0 = low priority (standby), 100 = high priority (active).
@@ -83,13 +89,19 @@ fn state(published: bool) -> &'static str {
     }
 }
 
-/// A destination-based route.
+// ---------------------------------------------------------------------------------------------
+// The route model.
+
+/// A route under a VPN gateway. `kind` holds what only routes of kind `K` have; it is stored
+/// flat, beside the common fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VpnRouteEntry {
+pub struct Route<K> {
     pub id: String,
     pub account_id: i64,
     pub region_id: String,
     pub vpn_gateway_id: String,
+    #[serde(flatten)]
+    pub kind: K,
     pub route_dest: String,
     /// The IPsec connection the route leads through.
     pub next_hop: String,
@@ -99,13 +111,172 @@ pub struct VpnRouteEntry {
     pub origin: Origin,
     pub description: String,
     pub overlay_mode: String,
-    /// BGP routes: the AS path and communities they were learned with.
-    pub as_path: String,
-    pub community: String,
     pub created_ms: i64,
 }
 
-crate::resource!(VpnRouteEntry, "VpnRouteEntry" {
+/// A destination-based route.
+pub type VpnRouteEntry = Route<Destination>;
+/// A policy-based route.
+pub type VpnPbrRouteEntry = Route<Policy>;
+
+/// What only destination-based routes have: for BGP routes, the AS path and communities they
+/// were learned with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Destination {
+    pub as_path: String,
+    pub community: String,
+}
+
+/// What only policy-based routes have: the source the route matches, and its priority.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    pub route_source: String,
+    pub priority: u32,
+}
+
+/// Where the two kinds of route differ; a default is a kind having nothing of its own there.
+pub trait RouteKind: std::fmt::Debug + Clone + Serialize + DeserializeOwned + Send + 'static {
+    /// The store kind; also the wire name of one entry of the Describe list.
+    const KIND: &'static str;
+    /// The wire name of the list Describe answers.
+    const LIST: &'static str;
+    /// What a request names before RouteDest: a policy route's RouteSource.
+    type Source;
+
+    fn read_source(p: &Params) -> ApiResult<Self::Source>;
+    /// What a request names after Weight: a policy route's Priority.
+    fn read_priority(_: &Params) -> ApiResult<Option<u32>> {
+        Ok(None)
+    }
+    /// The kind's fields of the route a request names; a new route takes the default priority.
+    fn named(source: Self::Source, priority: Option<u32>) -> Self;
+    /// Whether a new route may lead to `dest`.
+    fn check_new_dest(_dest: Ipv4Net) -> ApiResult<()> {
+        Ok(())
+    }
+    /// The store ID of the route to `dest` through `next_hop`.
+    fn id(&self, gw_id: &str, origin: Origin, dest: &str, next_hop: &str) -> String;
+    /// Whether routes of `origin` count: against the gateway's quota (`quota`) and in
+    /// active/standby groups.
+    fn counts(origin: Origin) -> bool;
+    fn quota(quotas: &Quotas) -> u64;
+    /// Whether two routes to the same destination match the same traffic the same way (are one
+    /// active/standby group).
+    fn same_group(&self, _other: &Self) -> bool {
+        true
+    }
+    fn priority(&self) -> Option<u32> {
+        None
+    }
+    /// The error a Delete that names an existing route by the wrong weight (or priority) gets.
+    fn mismatch() -> ApiError;
+    /// The list filter Describe reads (RouteEntryType).
+    fn origin_filter(_: &Params) -> ApiResult<Option<Origin>> {
+        Ok(None)
+    }
+    /// The fields that name the traffic beside RouteDest, in both views.
+    fn traffic_fields(&self, _out: &mut Body) {}
+    /// The fields a Describe entry adds for a route of `origin`.
+    fn describe_fields(&self, _origin: Origin, _out: &mut Body) {}
+}
+
+impl RouteKind for Destination {
+    const KIND: &'static str = "VpnRouteEntry";
+    const LIST: &'static str = "VpnRouteEntries";
+    type Source = ();
+
+    fn read_source(_: &Params) -> ApiResult<()> {
+        Ok(())
+    }
+    fn named((): (), _: Option<u32>) -> Self {
+        Destination::default()
+    }
+    fn check_new_dest(dest: Ipv4Net) -> ApiResult<()> {
+        check_destination(dest)
+    }
+    fn id(&self, gw_id: &str, origin: Origin, dest: &str, next_hop: &str) -> String {
+        dbr_id(gw_id, origin, dest, next_hop)
+    }
+    /// BGP-learned routes do not.
+    fn counts(origin: Origin) -> bool {
+        origin == Origin::Custom
+    }
+    fn quota(quotas: &Quotas) -> u64 {
+        quotas.destination_routes
+    }
+    fn mismatch() -> ApiError {
+        route_not_found()
+    }
+    /// Documented: Custom | System; the current service: custom | bgp. Absent or All: both.
+    fn origin_filter(p: &Params) -> ApiResult<Option<Origin>> {
+        Ok(match p.enumeration("RouteEntryType", &["Custom", "System", "Bgp", "All"])? {
+            Some("Custom") => Some(Origin::Custom),
+            Some("System") | Some("Bgp") => Some(Origin::Bgp),
+            _ => None,
+        })
+    }
+    fn describe_fields(&self, origin: Origin, out: &mut Body) {
+        let bgp = origin == Origin::Bgp;
+        out.insert("RouteEntryType".into(), json!(if bgp { "System" } else { "Custom" }));
+        out.insert("Source".into(), json!(if bgp { "BGP" } else { "CUSTOM" }));
+        if bgp {
+            out.insert("AsPath".into(), json!(self.as_path));
+            out.insert("Community".into(), json!(self.community));
+        }
+    }
+}
+
+impl RouteKind for Policy {
+    const KIND: &'static str = "VpnPbrRouteEntry";
+    const LIST: &'static str = "VpnPbrRouteEntries";
+    type Source = String;
+
+    fn read_source(p: &Params) -> ApiResult<String> {
+        cidr_param(p, "RouteSource")
+    }
+    fn read_priority(p: &Params) -> ApiResult<Option<u32>> {
+        priority_param(p)
+    }
+    fn named(route_source: String, priority: Option<u32>) -> Self {
+        Policy { route_source, priority: priority.unwrap_or(DEFAULT_PRIORITY) }
+    }
+    fn id(&self, gw_id: &str, _: Origin, dest: &str, next_hop: &str) -> String {
+        pbr_id(gw_id, &self.route_source, dest, next_hop)
+    }
+    /// Auto-configured routes count as the user's do.
+    fn counts(_: Origin) -> bool {
+        true
+    }
+    fn quota(quotas: &Quotas) -> u64 {
+        quotas.policy_routes
+    }
+    fn same_group(&self, other: &Self) -> bool {
+        self.route_source == other.route_source && self.priority == other.priority
+    }
+    fn priority(&self) -> Option<u32> {
+        Some(self.priority)
+    }
+    /// The route exists but not as described (its weight or priority differ).
+    fn mismatch() -> ApiError {
+        conflict()
+    }
+    fn traffic_fields(&self, out: &mut Body) {
+        out.insert("RouteSource".into(), json!(self.route_source));
+        out.insert("Priority".into(), json!(self.priority));
+    }
+}
+
+impl<K: RouteKind> Resource for Route<K> {
+    const KIND: &'static str = K::KIND;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn account_id(&self) -> i64 {
+        self.account_id
+    }
+    fn region_id(&self) -> &str {
+        &self.region_id
+    }
     fn parent_id(&self) -> Option<&str> {
         Some(&self.vpn_gateway_id)
     }
@@ -113,112 +284,78 @@ crate::resource!(VpnRouteEntry, "VpnRouteEntry" {
     fn status(&self) -> &str {
         self.origin.as_str()
     }
-});
-
-impl VpnRouteEntry {
-    /// What CreateVpnRouteEntry answers.
-    fn created(&self) -> Body {
-        let Value::Object(map) = json!({
-            "NextHop": self.next_hop,
-            "Weight": self.weight,
-            "RouteDest": self.route_dest,
-            "Description": self.description,
-            "State": state(self.published),
-            "CreateTime": self.created_ms,
-            "OverlayMode": self.overlay_mode,
-            "VpnInstanceId": self.vpn_gateway_id,
-        }) else {
-            unreachable!()
-        };
-        map
+    fn created_ms(&self) -> i64 {
+        self.created_ms
     }
+}
 
-    /// One entry of DescribeVpnRouteEntries.
-    pub fn describe(&self) -> Value {
-        let mut v = json!({
-            "RouteEntryType": if self.origin == Origin::Bgp { "System" } else { "Custom" },
-            "NextHop": self.next_hop,
-            "Weight": self.weight,
-            "RouteDest": self.route_dest,
-            "State": state(self.published),
-            "CreateTime": self.created_ms,
-            "VpnInstanceId": self.vpn_gateway_id,
-            "Source": if self.origin == Origin::Bgp { "BGP" } else { "CUSTOM" },
-        });
-        if self.origin == Origin::Bgp {
-            v["AsPath"] = json!(self.as_path);
-            v["Community"] = json!(self.community);
+impl<K: RouteKind> Route<K> {
+    /// A route of gateway `scope` to `dest` through `next_hop`: active, not published, without
+    /// description, over IPsec.
+    pub fn new(scope: &Scope, kind: K, origin: Origin, dest: String, next_hop: String, created_ms: i64) -> Self {
+        Route {
+            id: kind.id(&scope.gateway_id, origin, &dest, &next_hop),
+            account_id: scope.account_id,
+            region_id: scope.region_id.clone(),
+            vpn_gateway_id: scope.gateway_id.clone(),
+            kind,
+            route_dest: dest,
+            next_hop,
+            weight: 100,
+            published: false,
+            origin,
+            description: String::new(),
+            overlay_mode: "Ipsec".into(),
+            created_ms,
         }
-        v
     }
-}
 
-/// A policy-based route.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VpnPbrRouteEntry {
-    pub id: String,
-    pub account_id: i64,
-    pub region_id: String,
-    pub vpn_gateway_id: String,
-    pub route_source: String,
-    pub route_dest: String,
-    pub next_hop: String,
-    pub weight: u32,
-    pub priority: u32,
-    pub published: bool,
-    pub origin: Origin,
-    pub description: String,
-    pub overlay_mode: String,
-    pub created_ms: i64,
-}
-
-crate::resource!(VpnPbrRouteEntry, "VpnPbrRouteEntry" {
-    fn parent_id(&self) -> Option<&str> {
-        Some(&self.vpn_gateway_id)
-    }
-    fn status(&self) -> &str {
-        self.origin.as_str()
-    }
-});
-
-impl VpnPbrRouteEntry {
-    /// What CreateVpnPbrRouteEntry answers.
+    /// What CreateVpn(Pbr)RouteEntry answers.
     fn created(&self) -> Body {
-        let Value::Object(map) = json!({
+        let mut map = self.view();
+        map.insert("Description".into(), json!(self.description));
+        map.insert("OverlayMode".into(), json!(self.overlay_mode));
+        map
+    }
+
+    /// One entry of DescribeVpn(Pbr)RouteEntries.
+    pub fn describe(&self) -> Value {
+        let mut map = self.view();
+        self.kind.describe_fields(self.origin, &mut map);
+        Value::Object(map)
+    }
+
+    /// What both views show.
+    fn view(&self) -> Body {
+        let Value::Object(mut map) = json!({
             "NextHop": self.next_hop,
             "Weight": self.weight,
             "RouteDest": self.route_dest,
-            "RouteSource": self.route_source,
-            "Priority": self.priority,
-            "Description": self.description,
             "State": state(self.published),
             "CreateTime": self.created_ms,
-            "OverlayMode": self.overlay_mode,
             "VpnInstanceId": self.vpn_gateway_id,
         }) else {
             unreachable!()
         };
+        self.kind.traffic_fields(&mut map);
         map
-    }
-
-    /// One entry of DescribeVpnPbrRouteEntries.
-    pub fn describe(&self) -> Value {
-        json!({
-            "NextHop": self.next_hop,
-            "Weight": self.weight,
-            "RouteDest": self.route_dest,
-            "RouteSource": self.route_source,
-            "Priority": self.priority,
-            "State": state(self.published),
-            "CreateTime": self.created_ms,
-            "VpnInstanceId": self.vpn_gateway_id,
-        })
     }
 
     /// Routes in one active/standby group match the same traffic the same way.
-    fn same_group(&self, source: &str, dest: &str, priority: u32) -> bool {
-        self.route_source == source && self.route_dest == dest && self.priority == priority
+    fn same_group(&self, other: &Self) -> bool {
+        self.route_dest == other.route_dest && self.kind.same_group(&other.kind)
     }
+}
+
+/// The active/standby rule (`check_active_standby`) for `route` taking weight `weight` among
+/// `routes`, the gateway's routes of its kind.
+fn check_group<K: RouteKind>(routes: &[Route<K>], route: &Route<K>, weight: u32) -> ApiResult<()> {
+    let others: Vec<u32> = routes
+        .iter()
+        .filter(|r| r.id != route.id && K::counts(r.origin) && r.same_group(route))
+        .map(|r| r.weight)
+        .collect();
+    check_active_standby(&others, weight)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -380,6 +517,12 @@ pub struct Scope {
     pub gateway_id: String,
 }
 
+impl Scope {
+    pub fn of(gw: &VpnGateway) -> Self {
+        Scope { account_id: gw.account_id, region_id: gw.region_id.clone(), gateway_id: gw.id.clone() }
+    }
+}
+
 /// The policy-based routes AutoConfigRoute adds for connection `conn_id` with the given traffic
 /// pairs, next to the gateway's `existing` ones: active (100), priority 10, published. A pair
 /// already routed through this connection is kept as it is.
@@ -393,33 +536,16 @@ pub fn plan_connection_routes(
 ) -> ApiResult<Vec<VpnPbrRouteEntry>> {
     let mut planned = Vec::new();
     for (source, dest) in pairs {
-        let (source, dest) = (source.to_string(), dest.to_string());
-        let id = pbr_id(&scope.gateway_id, &source, &dest, conn_id);
-        if existing.iter().any(|r| r.id == id) {
+        let kind = Policy { route_source: source.to_string(), priority: DEFAULT_PRIORITY };
+        let route = Route {
+            published: true,
+            ..Route::new(scope, kind, Origin::Auto, dest.to_string(), conn_id.to_string(), now)
+        };
+        if existing.iter().any(|r| r.id == route.id) {
             continue;
         }
-        let others: Vec<u32> = existing
-            .iter()
-            .filter(|r| r.next_hop != conn_id && r.same_group(&source, &dest, DEFAULT_PRIORITY))
-            .map(|r| r.weight)
-            .collect();
-        check_active_standby(&others, 100)?;
-        planned.push(VpnPbrRouteEntry {
-            id,
-            account_id: scope.account_id,
-            region_id: scope.region_id.clone(),
-            vpn_gateway_id: scope.gateway_id.clone(),
-            route_source: source,
-            route_dest: dest,
-            next_hop: conn_id.to_string(),
-            weight: 100,
-            priority: DEFAULT_PRIORITY,
-            published: true,
-            origin: Origin::Auto,
-            description: String::new(),
-            overlay_mode: "Ipsec".into(),
-            created_ms: now,
-        });
+        check_group(existing, &route, route.weight)?;
+        planned.push(route);
     }
     let (have, adding) = (existing.len() as u64, planned.len() as u64);
     if adding > 0 && have + adding > max {
@@ -443,29 +569,50 @@ fn next_hop(tx: &dyn Tx, gw: &VpnGateway, id: &str) -> ApiResult<VpnConnection> 
         .ok_or_else(connection_not_found)
 }
 
-fn dbr_routes(tx: &dyn Tx, account_id: i64, gw_id: &str) -> ApiResult<Vec<VpnRouteEntry>> {
-    tx.list_as(&ListQuery {
-        kind: VpnRouteEntry::KIND,
-        account_id,
-        parent_id: Some(gw_id.to_string()),
-        ..Default::default()
+/// Applies `change` to gateway `gw_id` of the caller in `region`, which must be active, in one
+/// write, and puts the gateway in `updating` until the reconciler has applied it.
+async fn change_gateway(
+    ctx: &Ctx,
+    region: Region,
+    gw_id: String,
+    change: impl FnOnce(&mut dyn Tx, &VpnGateway) -> ApiResult<Body> + Send + 'static,
+) -> ApiResult<Body> {
+    let (account_id, delay) = (ctx.account_id, ctx.app.config.transition_delay.as_millis() as i64);
+    ctx.write_once(move |tx| {
+        let mut gw = gateway(tx, account_id, &region.id, &gw_id)?;
+        gw.ensure_active()?;
+        let body = change(tx, &gw)?;
+        vpn_gateways::begin_update(tx, &mut gw, delay)?;
+        Ok(body)
     })
+    .await
 }
 
-fn pbr_routes(tx: &dyn Tx, account_id: i64, gw_id: &str) -> ApiResult<Vec<VpnPbrRouteEntry>> {
-    tx.list_as(&ListQuery {
-        kind: VpnPbrRouteEntry::KIND,
-        account_id,
-        parent_id: Some(gw_id.to_string()),
-        ..Default::default()
-    })
+/// A gateway's routes of kind `K`.
+fn routes<K: RouteKind>(tx: &dyn Tx, account_id: i64, gw_id: &str) -> ApiResult<Vec<Route<K>>> {
+    tx.list_as(&ListQuery { kind: K::KIND, account_id, parent_id: Some(gw_id.to_string()), ..Default::default() })
+}
+
+/// Deletes a gateway's routes of kind `K` that `doomed` picks.
+fn delete_routes<K: RouteKind>(
+    tx: &mut dyn Tx,
+    account_id: i64,
+    gw_id: &str,
+    doomed: impl Fn(&Route<K>) -> bool,
+) -> ApiResult<()> {
+    for r in routes::<K>(tx, account_id, gw_id)? {
+        if doomed(&r) {
+            tx.delete(K::KIND, account_id, &r.id)?;
+        }
+    }
+    Ok(())
 }
 
 /// The CIDR blocks a gateway has published into its VPC's route table.
 fn published_dests(tx: &dyn Tx, account_id: i64, gw_id: &str) -> ApiResult<BTreeSet<String>> {
     let mut out: BTreeSet<String> =
-        dbr_routes(tx, account_id, gw_id)?.into_iter().filter(|r| r.published).map(|r| r.route_dest).collect();
-    out.extend(pbr_routes(tx, account_id, gw_id)?.into_iter().filter(|r| r.published).map(|r| r.route_dest));
+        routes::<Destination>(tx, account_id, gw_id)?.into_iter().filter(|r| r.published).map(|r| r.route_dest).collect();
+    out.extend(routes::<Policy>(tx, account_id, gw_id)?.into_iter().filter(|r| r.published).map(|r| r.route_dest));
     Ok(out)
 }
 
@@ -526,95 +673,127 @@ fn description_param(p: &Params) -> ApiResult<String> {
     Ok(d)
 }
 
-fn delay_ms(ctx: &Ctx) -> i64 {
-    ctx.app.config.transition_delay.as_millis() as i64
+/// What a request names a route by: (RouteSource,) RouteDest, NextHop, Weight (, Priority).
+struct Key<K> {
+    /// The kind's fields as named (a priority not given is the default).
+    kind: K,
+    dest: String,
+    hop: String,
+    weight: u32,
+    /// The priority, as given.
+    priority: Option<u32>,
 }
 
-fn page_body(total: u64, page: crate::api::params::Page, list: &str, item: &str, items: Vec<Value>) -> Body {
-    let mut body = Body::new();
-    body.insert("TotalCount".into(), json!(total));
-    body.insert("PageNumber".into(), json!(page.number));
-    body.insert("PageSize".into(), json!(page.size));
-    body.insert(list.into(), json!({ item: items }));
-    body
+impl<K: RouteKind> Key<K> {
+    /// Reads the key; for a `new` route, checks that its kind may lead to the destination.
+    fn read(p: &Params, new: bool) -> ApiResult<Self> {
+        let source = K::read_source(p)?;
+        let dest = parse_cidr("RouteDest", &p.required("RouteDest")?)?;
+        if new {
+            K::check_new_dest(dest)?;
+        }
+        let hop = p.required("NextHop")?;
+        let weight = weight_param(p, "Weight")?;
+        let priority = K::read_priority(p)?;
+        Ok(Key { kind: K::named(source, priority), dest: dest.to_string(), hop, weight, priority })
+    }
+
+    /// The user's route the key names, whatever its weight.
+    fn get(&self, tx: &dyn Tx, gw: &VpnGateway) -> ApiResult<Option<Route<K>>> {
+        tx.get_as(gw.account_id, &self.kind.id(&gw.id, Origin::Custom, &self.dest, &self.hop))
+    }
+
+    /// Whether the route has the weight (and priority, if given) the request says it has.
+    fn matches(&self, r: &Route<K>) -> bool {
+        r.weight == self.weight && self.priority.is_none_or(|p| r.kind.priority() == Some(p))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Destination-based routes.
+// The actions: CreateVpnRouteEntry and CreateVpnPbrRouteEntry are `create_route` of one kind and
+// the other, and so on.
 
 pub async fn create(ctx: Ctx) -> ApiResult<Body> {
+    create_route::<Destination>(ctx).await
+}
+
+pub async fn create_pbr(ctx: Ctx) -> ApiResult<Body> {
+    create_route::<Policy>(ctx).await
+}
+
+pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
+    describe_routes::<Destination>(ctx).await
+}
+
+pub async fn describe_pbr(ctx: Ctx) -> ApiResult<Body> {
+    describe_routes::<Policy>(ctx).await
+}
+
+pub async fn modify_weight(ctx: Ctx) -> ApiResult<Body> {
+    modify_route_weight::<Destination>(ctx).await
+}
+
+pub async fn modify_pbr_weight(ctx: Ctx) -> ApiResult<Body> {
+    modify_route_weight::<Policy>(ctx).await
+}
+
+pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
+    delete_route::<Destination>(ctx).await
+}
+
+pub async fn delete_pbr(ctx: Ctx) -> ApiResult<Body> {
+    delete_route::<Policy>(ctx).await
+}
+
+async fn create_route<K: RouteKind>(ctx: Ctx) -> ApiResult<Body> {
     let region = ctx.region()?;
     let p = &ctx.params;
     let gw_id = p.required("VpnGatewayId")?;
-    let dest_net = parse_cidr("RouteDest", &p.required("RouteDest")?)?;
-    check_destination(dest_net)?;
-    let dest = dest_net.to_string();
-    let hop = p.required("NextHop")?;
-    let weight = weight_param(p, "Weight")?;
+    let key = Key::<K>::read(p, true)?;
     let publish = publish_param(p)?;
     let description = description_param(p)?;
     let overlay_mode = overlay_mode(p)?;
     let dry_run = p.bool("DryRun")?.unwrap_or(false);
-    let (account_id, quotas, delay) = (ctx.account_id, ctx.app.config.quotas.clone(), delay_ms(&ctx));
-    ctx.write_once(move |tx| {
-        let mut gw = gateway(tx, account_id, &region.id, &gw_id)?;
-        gw.ensure_active()?;
-        let conn = next_hop(tx, &gw, &hop)?;
-        let id = dbr_id(&gw.id, Origin::Custom, &dest, &conn.id);
-        if tx.get_as::<VpnRouteEntry>(account_id, &id)?.is_some() {
+    let quotas = ctx.app.config.quotas.clone();
+    change_gateway(&ctx, region, gw_id, move |tx, gw| {
+        let conn = next_hop(tx, gw, &key.hop)?;
+        let route = Route {
+            weight: key.weight,
+            published: publish,
+            description,
+            overlay_mode,
+            ..Route::new(&Scope::of(gw), key.kind, Origin::Custom, key.dest, conn.id, now_ms())
+        };
+        if tx.get_as::<Route<K>>(gw.account_id, &route.id)?.is_some() {
             return Err(already_exists());
         }
-        let custom: Vec<VpnRouteEntry> =
-            dbr_routes(tx, account_id, &gw.id)?.into_iter().filter(|r| r.origin == Origin::Custom).collect();
-        let others: Vec<u32> = custom.iter().filter(|r| r.route_dest == dest).map(|r| r.weight).collect();
-        check_active_standby(&others, weight)?;
-        if custom.len() as u64 >= quotas.destination_routes {
+        let routes = routes::<K>(tx, gw.account_id, &gw.id)?;
+        check_group(&routes, &route, route.weight)?;
+        if routes.iter().filter(|r| K::counts(r.origin)).count() as u64 >= K::quota(&quotas) {
             return Err(quota_full());
         }
         if publish {
-            check_vpc_publish(tx, &gw, &dest, quotas.destination_routes)?;
+            check_vpc_publish(tx, gw, &route.route_dest, quotas.destination_routes)?;
         }
         if dry_run {
             return Err(dry_run_passed());
         }
-        let route = VpnRouteEntry {
-            id,
-            account_id,
-            region_id: gw.region_id.clone(),
-            vpn_gateway_id: gw.id.clone(),
-            route_dest: dest,
-            next_hop: conn.id,
-            weight,
-            published: publish,
-            origin: Origin::Custom,
-            description,
-            overlay_mode,
-            as_path: String::new(),
-            community: String::new(),
-            created_ms: now_ms(),
-        };
         tx.insert_as(&route)?;
-        vpn_gateways::begin_update(tx, &mut gw, delay)?;
         Ok(route.created())
     })
     .await
 }
 
-pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
+async fn describe_routes<K: RouteKind>(ctx: Ctx) -> ApiResult<Body> {
     let region = ctx.region()?;
     let p = &ctx.params;
     let gw_id = p.required("VpnGatewayId")?;
     let page = p.page(50)?;
-    // Documented: Custom | System; the current service: custom | bgp. Absent or All: both.
-    let origin = match p.enumeration("RouteEntryType", &["Custom", "System", "Bgp", "All"])? {
-        Some("Custom") => Some(Origin::Custom),
-        Some("System") | Some("Bgp") => Some(Origin::Bgp),
-        _ => None,
-    };
+    let origin = K::origin_filter(p)?;
     let (total, items) = ctx.store().read(|tx| {
         let gw = gateway(tx, ctx.account_id, &region.id, &gw_id)?;
         let query = ListQuery {
-            kind: VpnRouteEntry::KIND,
+            kind: K::KIND,
             account_id: ctx.account_id,
             parent_id: Some(gw.id.clone()),
             status: origin.map(|o| o.as_str().to_string()),
@@ -622,226 +801,43 @@ pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
             limit: Some(page.size),
             ..Default::default()
         };
-        let routes: Vec<VpnRouteEntry> = tx.list_as(&query)?;
-        Ok((tx.count(&query)?, routes.iter().map(VpnRouteEntry::describe).collect::<Vec<_>>()))
+        let routes: Vec<Route<K>> = tx.list_as(&query)?;
+        Ok((tx.count(&query)?, routes.iter().map(Route::describe).collect::<Vec<_>>()))
     })?;
-    Ok(page_body(total, page, "VpnRouteEntries", "VpnRouteEntry", items))
+    Ok(page_body(total, page, K::LIST, K::KIND, items))
 }
 
-/// The custom destination route (gateway, destination, next hop) whose weight is `weight`.
-fn find_dbr(tx: &dyn Tx, gw: &VpnGateway, dest: &str, hop: &str, weight: u32) -> ApiResult<VpnRouteEntry> {
-    tx.get_as::<VpnRouteEntry>(gw.account_id, &dbr_id(&gw.id, Origin::Custom, dest, hop))?
-        .filter(|r| r.weight == weight)
-        .ok_or_else(route_not_found)
-}
-
-pub async fn modify_weight(ctx: Ctx) -> ApiResult<Body> {
+async fn modify_route_weight<K: RouteKind>(ctx: Ctx) -> ApiResult<Body> {
     let region = ctx.region()?;
     let p = &ctx.params;
     let gw_id = p.required("VpnGatewayId")?;
-    let dest = cidr_param(p, "RouteDest")?;
-    let hop = p.required("NextHop")?;
-    let weight = weight_param(p, "Weight")?;
+    let key = Key::<K>::read(p, false)?;
     let new_weight = weight_param(p, "NewWeight")?;
     overlay_mode(p)?;
-    let (account_id, delay) = (ctx.account_id, delay_ms(&ctx));
-    ctx.write_once(move |tx| {
-        let mut gw = gateway(tx, account_id, &region.id, &gw_id)?;
-        gw.ensure_active()?;
-        let mut route = find_dbr(tx, &gw, &dest, &hop, weight)?;
+    change_gateway(&ctx, region, gw_id, move |tx, gw| {
+        let mut route = key.get(tx, gw)?.filter(|r| key.matches(r)).ok_or_else(route_not_found)?;
         if new_weight != route.weight {
-            let others: Vec<u32> = dbr_routes(tx, account_id, &gw.id)?
-                .into_iter()
-                .filter(|r| r.origin == Origin::Custom && r.route_dest == dest && r.id != route.id)
-                .map(|r| r.weight)
-                .collect();
-            check_active_standby(&others, new_weight)?;
+            check_group(&routes::<K>(tx, gw.account_id, &gw.id)?, &route, new_weight)?;
             route.weight = new_weight;
             tx.update_as(&route)?;
         }
-        vpn_gateways::begin_update(tx, &mut gw, delay)?;
         Ok(Body::new())
     })
     .await
 }
 
-pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
+async fn delete_route<K: RouteKind>(ctx: Ctx) -> ApiResult<Body> {
     let region = ctx.region()?;
     let p = &ctx.params;
     let gw_id = p.required("VpnGatewayId")?;
-    let dest = cidr_param(p, "RouteDest")?;
-    let hop = p.required("NextHop")?;
-    let weight = weight_param(p, "Weight")?;
+    let key = Key::<K>::read(p, false)?;
     overlay_mode(p)?;
-    let (account_id, delay) = (ctx.account_id, delay_ms(&ctx));
-    ctx.write_once(move |tx| {
-        let mut gw = gateway(tx, account_id, &region.id, &gw_id)?;
-        gw.ensure_active()?;
-        let route = find_dbr(tx, &gw, &dest, &hop, weight)?;
-        tx.delete(VpnRouteEntry::KIND, account_id, &route.id)?;
-        vpn_gateways::begin_update(tx, &mut gw, delay)?;
-        Ok(Body::new())
-    })
-    .await
-}
-
-// ---------------------------------------------------------------------------------------------
-// Policy-based routes.
-
-pub async fn create_pbr(ctx: Ctx) -> ApiResult<Body> {
-    let region = ctx.region()?;
-    let p = &ctx.params;
-    let gw_id = p.required("VpnGatewayId")?;
-    let source = cidr_param(p, "RouteSource")?;
-    let dest = cidr_param(p, "RouteDest")?;
-    let hop = p.required("NextHop")?;
-    let weight = weight_param(p, "Weight")?;
-    let priority = priority_param(p)?.unwrap_or(DEFAULT_PRIORITY);
-    let publish = publish_param(p)?;
-    let description = description_param(p)?;
-    let overlay_mode = overlay_mode(p)?;
-    let dry_run = p.bool("DryRun")?.unwrap_or(false);
-    let (account_id, quotas, delay) = (ctx.account_id, ctx.app.config.quotas.clone(), delay_ms(&ctx));
-    ctx.write_once(move |tx| {
-        let mut gw = gateway(tx, account_id, &region.id, &gw_id)?;
-        gw.ensure_active()?;
-        let conn = next_hop(tx, &gw, &hop)?;
-        let id = pbr_id(&gw.id, &source, &dest, &conn.id);
-        if tx.get_as::<VpnPbrRouteEntry>(account_id, &id)?.is_some() {
-            return Err(already_exists());
-        }
-        let routes = pbr_routes(tx, account_id, &gw.id)?;
-        let others: Vec<u32> =
-            routes.iter().filter(|r| r.same_group(&source, &dest, priority)).map(|r| r.weight).collect();
-        check_active_standby(&others, weight)?;
-        if routes.len() as u64 >= quotas.policy_routes {
-            return Err(quota_full());
-        }
-        if publish {
-            check_vpc_publish(tx, &gw, &dest, quotas.destination_routes)?;
-        }
-        if dry_run {
-            return Err(dry_run_passed());
-        }
-        let route = VpnPbrRouteEntry {
-            id,
-            account_id,
-            region_id: gw.region_id.clone(),
-            vpn_gateway_id: gw.id.clone(),
-            route_source: source,
-            route_dest: dest,
-            next_hop: conn.id,
-            weight,
-            priority,
-            published: publish,
-            origin: Origin::Custom,
-            description,
-            overlay_mode,
-            created_ms: now_ms(),
-        };
-        tx.insert_as(&route)?;
-        vpn_gateways::begin_update(tx, &mut gw, delay)?;
-        Ok(route.created())
-    })
-    .await
-}
-
-pub async fn describe_pbr(ctx: Ctx) -> ApiResult<Body> {
-    let region = ctx.region()?;
-    let p = &ctx.params;
-    let gw_id = p.required("VpnGatewayId")?;
-    let page = p.page(50)?;
-    let (total, items) = ctx.store().read(|tx| {
-        let gw = gateway(tx, ctx.account_id, &region.id, &gw_id)?;
-        let query = ListQuery {
-            kind: VpnPbrRouteEntry::KIND,
-            account_id: ctx.account_id,
-            parent_id: Some(gw.id.clone()),
-            offset: page.offset(),
-            limit: Some(page.size),
-            ..Default::default()
-        };
-        let routes: Vec<VpnPbrRouteEntry> = tx.list_as(&query)?;
-        Ok((tx.count(&query)?, routes.iter().map(VpnPbrRouteEntry::describe).collect::<Vec<_>>()))
-    })?;
-    Ok(page_body(total, page, "VpnPbrRouteEntries", "VpnPbrRouteEntry", items))
-}
-
-/// What Modify/DeleteVpnPbrRouteEntry name a policy route by.
-struct PbrKey {
-    source: String,
-    dest: String,
-    hop: String,
-    weight: u32,
-    priority: Option<u32>,
-}
-
-impl PbrKey {
-    fn read(p: &Params) -> ApiResult<Self> {
-        Ok(PbrKey {
-            source: cidr_param(p, "RouteSource")?,
-            dest: cidr_param(p, "RouteDest")?,
-            hop: p.required("NextHop")?,
-            weight: weight_param(p, "Weight")?,
-            priority: priority_param(p)?,
-        })
-    }
-
-    fn get(&self, tx: &dyn Tx, gw: &VpnGateway) -> ApiResult<Option<VpnPbrRouteEntry>> {
-        tx.get_as::<VpnPbrRouteEntry>(gw.account_id, &pbr_id(&gw.id, &self.source, &self.dest, &self.hop))
-    }
-
-    /// Whether the route has the weight (and priority, if given) the request says it has.
-    fn matches(&self, r: &VpnPbrRouteEntry) -> bool {
-        r.weight == self.weight && self.priority.is_none_or(|p| p == r.priority)
-    }
-}
-
-pub async fn modify_pbr_weight(ctx: Ctx) -> ApiResult<Body> {
-    let region = ctx.region()?;
-    let p = &ctx.params;
-    let gw_id = p.required("VpnGatewayId")?;
-    let key = PbrKey::read(p)?;
-    let new_weight = weight_param(p, "NewWeight")?;
-    overlay_mode(p)?;
-    let (account_id, delay) = (ctx.account_id, delay_ms(&ctx));
-    ctx.write_once(move |tx| {
-        let mut gw = gateway(tx, account_id, &region.id, &gw_id)?;
-        gw.ensure_active()?;
-        let mut route = key.get(tx, &gw)?.filter(|r| key.matches(r)).ok_or_else(route_not_found)?;
-        if new_weight != route.weight {
-            let others: Vec<u32> = pbr_routes(tx, account_id, &gw.id)?
-                .into_iter()
-                .filter(|r| r.id != route.id && r.same_group(&route.route_source, &route.route_dest, route.priority))
-                .map(|r| r.weight)
-                .collect();
-            check_active_standby(&others, new_weight)?;
-            route.weight = new_weight;
-            tx.update_as(&route)?;
-        }
-        vpn_gateways::begin_update(tx, &mut gw, delay)?;
-        Ok(Body::new())
-    })
-    .await
-}
-
-pub async fn delete_pbr(ctx: Ctx) -> ApiResult<Body> {
-    let region = ctx.region()?;
-    let p = &ctx.params;
-    let gw_id = p.required("VpnGatewayId")?;
-    let key = PbrKey::read(p)?;
-    overlay_mode(p)?;
-    let (account_id, delay) = (ctx.account_id, delay_ms(&ctx));
-    ctx.write_once(move |tx| {
-        let mut gw = gateway(tx, account_id, &region.id, &gw_id)?;
-        gw.ensure_active()?;
-        let route = key.get(tx, &gw)?.ok_or_else(route_not_found)?;
-        // The route exists but not as described (its weight or priority differ).
+    change_gateway(&ctx, region, gw_id, move |tx, gw| {
+        let route = key.get(tx, gw)?.ok_or_else(route_not_found)?;
         if !key.matches(&route) {
-            return Err(conflict());
+            return Err(K::mismatch());
         }
-        tx.delete(VpnPbrRouteEntry::KIND, account_id, &route.id)?;
-        vpn_gateways::begin_update(tx, &mut gw, delay)?;
+        tx.delete(K::KIND, gw.account_id, &route.id)?;
         Ok(Body::new())
     })
     .await
@@ -859,46 +855,34 @@ pub async fn publish(ctx: Ctx) -> ApiResult<Body> {
     // Documented in lower case; the documented example sends `PBR`.
     let route_type = p.enumeration("RouteType", &["pbr", "dbr"])?.ok_or_else(|| ApiError::missing_parameter("RouteType"))?;
     let publish = publish_param(p)?;
-    let (account_id, quota, delay) = (ctx.account_id, ctx.app.config.quotas.destination_routes, delay_ms(&ctx));
-    ctx.write_once(move |tx| {
-        let mut gw = gateway(tx, account_id, &region.id, &gw_id)?;
-        gw.ensure_active()?;
-        // Policy routes are named without their source: the change applies to every match.
+    let quota = ctx.app.config.quotas.destination_routes;
+    change_gateway(&ctx, region, gw_id, move |tx, gw| {
         if route_type == "dbr" {
-            let hits: Vec<VpnRouteEntry> = dbr_routes(tx, account_id, &gw.id)?
-                .into_iter()
-                .filter(|r| r.route_dest == dest && r.next_hop == hop)
-                .collect();
-            if hits.is_empty() {
-                return Err(route_not_found());
-            }
-            if publish && hits.iter().any(|r| !r.published) {
-                check_vpc_publish(tx, &gw, &dest, quota)?;
-            }
-            for mut r in hits.into_iter().filter(|r| r.published != publish) {
-                r.published = publish;
-                tx.update_as(&r)?;
-            }
+            set_published::<Destination>(tx, gw, &dest, &hop, publish, quota)?;
         } else {
-            let hits: Vec<VpnPbrRouteEntry> = pbr_routes(tx, account_id, &gw.id)?
-                .into_iter()
-                .filter(|r| r.route_dest == dest && r.next_hop == hop)
-                .collect();
-            if hits.is_empty() {
-                return Err(route_not_found());
-            }
-            if publish && hits.iter().any(|r| !r.published) {
-                check_vpc_publish(tx, &gw, &dest, quota)?;
-            }
-            for mut r in hits.into_iter().filter(|r| r.published != publish) {
-                r.published = publish;
-                tx.update_as(&r)?;
-            }
+            set_published::<Policy>(tx, gw, &dest, &hop, publish, quota)?;
         }
-        vpn_gateways::begin_update(tx, &mut gw, delay)?;
         Ok(Body::new())
     })
     .await
+}
+
+/// Publishes (or withdraws) every route of kind `K` to `dest` through `hop`: policy routes are
+/// named without their source, so the change applies to every match.
+fn set_published<K: RouteKind>(tx: &mut dyn Tx, gw: &VpnGateway, dest: &str, hop: &str, publish: bool, quota: u64) -> ApiResult<()> {
+    let hits: Vec<Route<K>> =
+        routes::<K>(tx, gw.account_id, &gw.id)?.into_iter().filter(|r| r.route_dest == dest && r.next_hop == hop).collect();
+    if hits.is_empty() {
+        return Err(route_not_found());
+    }
+    if publish && hits.iter().any(|r| !r.published) {
+        check_vpc_publish(tx, gw, dest, quota)?;
+    }
+    for mut r in hits.into_iter().filter(|r| r.published != publish) {
+        r.published = publish;
+        tx.update_as(&r)?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -914,10 +898,9 @@ pub fn add_connection_routes(tx: &mut dyn Tx, conn: &VpnConnection, quotas: &Quo
         return Ok(());
     }
     let gw = tx.get_as::<VpnGateway>(conn.account_id, &conn.vpn_gateway_id)?.ok_or_else(gateway_not_found)?;
-    let scope = Scope { account_id: gw.account_id, region_id: gw.region_id.clone(), gateway_id: gw.id.clone() };
-    let existing = pbr_routes(tx, gw.account_id, &gw.id)?;
+    let existing = routes::<Policy>(tx, gw.account_id, &gw.id)?;
     let pairs = subnet_pairs(&conn.local_subnets(), &conn.remote_subnets());
-    for route in plan_connection_routes(&scope, &existing, &conn.id, &pairs, quotas.policy_routes, now_ms())? {
+    for route in plan_connection_routes(&Scope::of(&gw), &existing, &conn.id, &pairs, quotas.policy_routes, now_ms())? {
         tx.insert_as(&route)?;
     }
     Ok(())
@@ -928,30 +911,18 @@ pub fn add_connection_routes(tx: &mut dyn Tx, conn: &VpnConnection, quotas: &Quo
 /// connection is deleted. A connection that is not stored has none.
 pub fn remove_connection_routes(tx: &mut dyn Tx, account_id: i64, conn_id: &str, auto_only: bool) -> ApiResult<()> {
     let Some(conn) = tx.get_as::<VpnConnection>(account_id, conn_id)? else { return Ok(()) };
-    for r in pbr_routes(tx, account_id, &conn.vpn_gateway_id)? {
-        if r.next_hop == conn_id && (!auto_only || r.origin == Origin::Auto) {
-            tx.delete(VpnPbrRouteEntry::KIND, account_id, &r.id)?;
-        }
-    }
+    let gw_id = &conn.vpn_gateway_id;
+    delete_routes::<Policy>(tx, account_id, gw_id, |r| r.next_hop == conn_id && (!auto_only || r.origin == Origin::Auto))?;
     if !auto_only {
-        for r in dbr_routes(tx, account_id, &conn.vpn_gateway_id)? {
-            if r.next_hop == conn_id {
-                tx.delete(VpnRouteEntry::KIND, account_id, &r.id)?;
-            }
-        }
+        delete_routes::<Destination>(tx, account_id, gw_id, |r| r.next_hop == conn_id)?;
     }
     Ok(())
 }
 
 /// Removes every route of a gateway (for when the gateway itself goes).
 pub fn remove_gateway_routes(tx: &mut dyn Tx, account_id: i64, gw_id: &str) -> ApiResult<()> {
-    for r in pbr_routes(tx, account_id, gw_id)? {
-        tx.delete(VpnPbrRouteEntry::KIND, account_id, &r.id)?;
-    }
-    for r in dbr_routes(tx, account_id, gw_id)? {
-        tx.delete(VpnRouteEntry::KIND, account_id, &r.id)?;
-    }
-    Ok(())
+    delete_routes::<Policy>(tx, account_id, gw_id, |_| true)?;
+    delete_routes::<Destination>(tx, account_id, gw_id, |_| true)
 }
 
 /// The BGP-learned routes through one connection that must go (`stale`, their IDs) and the
@@ -976,7 +947,7 @@ pub fn record_learned_routes(tx: &mut dyn Tx, account_id: i64, conn_id: &str, pr
     let live = conn.state != "deleting" && conn.bgp_enabled();
     let wanted: BTreeSet<String> =
         if live { prefixes.iter().map(|n| n.trunc().to_string()).collect() } else { BTreeSet::new() };
-    let (stale, new) = diff_learned(&dbr_routes(tx, account_id, &gw.id)?, conn_id, &wanted);
+    let (stale, new) = diff_learned(&routes::<Destination>(tx, account_id, &gw.id)?, conn_id, &wanted);
     for id in &stale {
         tx.delete(VpnRouteEntry::KIND, account_id, id)?;
     }
@@ -990,23 +961,12 @@ pub fn record_learned_routes(tx: &mut dyn Tx, account_id: i64, conn_id: &str, pr
             break;
         }
     }
-    let now = now_ms();
+    let (scope, now) = (Scope::of(&gw), now_ms());
     for dest in new {
-        tx.insert_as(&VpnRouteEntry {
-            id: dbr_id(&gw.id, Origin::Bgp, &dest, conn_id),
-            account_id,
-            region_id: gw.region_id.clone(),
-            vpn_gateway_id: gw.id.clone(),
-            route_dest: dest,
-            next_hop: conn_id.to_string(),
-            weight: 100,
+        let kind = Destination { as_path: peer_asn.map(|a| a.to_string()).unwrap_or_default(), community: String::new() };
+        tx.insert_as(&Route {
             published: gw.auto_propagate,
-            origin: Origin::Bgp,
-            description: String::new(),
-            overlay_mode: "Ipsec".into(),
-            as_path: peer_asn.map(|a| a.to_string()).unwrap_or_default(),
-            community: String::new(),
-            created_ms: now,
+            ..Route::new(&scope, kind, Origin::Bgp, dest, conn_id.to_string(), now)
         })?;
     }
     Ok(())
@@ -1025,22 +985,8 @@ mod tests {
     }
 
     fn pbr(source: &str, dest: &str, hop: &str, weight: u32, priority: u32) -> VpnPbrRouteEntry {
-        VpnPbrRouteEntry {
-            id: pbr_id("vpn-a", source, dest, hop),
-            account_id: 1,
-            region_id: "cn-hangzhou".into(),
-            vpn_gateway_id: "vpn-a".into(),
-            route_source: source.into(),
-            route_dest: dest.into(),
-            next_hop: hop.into(),
-            weight,
-            priority,
-            published: false,
-            origin: Origin::Custom,
-            description: String::new(),
-            overlay_mode: "Ipsec".into(),
-            created_ms: 0,
-        }
+        let kind = Policy { route_source: source.into(), priority };
+        Route { weight, ..Route::new(&scope(), kind, Origin::Custom, dest.into(), hop.into(), 0) }
     }
 
     #[test]
@@ -1111,8 +1057,8 @@ mod tests {
         let planned = plan_connection_routes(&scope(), &[], "vco-1", &pairs, 100, 7).unwrap();
         assert_eq!(planned.len(), 2);
         let r = &planned[0];
-        assert_eq!((r.route_source.as_str(), r.route_dest.as_str(), r.next_hop.as_str()), ("10.0.0.0/24", "192.168.0.0/24", "vco-1"));
-        assert_eq!((r.weight, r.priority, r.published, r.origin, r.created_ms), (100, 10, true, Origin::Auto, 7));
+        assert_eq!((r.kind.route_source.as_str(), r.route_dest.as_str(), r.next_hop.as_str()), ("10.0.0.0/24", "192.168.0.0/24", "vco-1"));
+        assert_eq!((r.weight, r.kind.priority, r.published, r.origin, r.created_ms), (100, 10, true, Origin::Auto, 7));
         assert_eq!(r.id, pbr_id("vpn-a", "10.0.0.0/24", "192.168.0.0/24", "vco-1"));
     }
 
@@ -1152,22 +1098,7 @@ mod tests {
     }
 
     fn learned(dest: &str, hop: &str, origin: Origin) -> VpnRouteEntry {
-        VpnRouteEntry {
-            id: dbr_id("vpn-a", origin, dest, hop),
-            account_id: 1,
-            region_id: "cn-hangzhou".into(),
-            vpn_gateway_id: "vpn-a".into(),
-            route_dest: dest.into(),
-            next_hop: hop.into(),
-            weight: 100,
-            published: true,
-            origin,
-            description: String::new(),
-            overlay_mode: "Ipsec".into(),
-            as_path: String::new(),
-            community: String::new(),
-            created_ms: 0,
-        }
+        Route { published: true, ..Route::new(&scope(), Destination::default(), origin, dest.into(), hop.into(), 0) }
     }
 
     #[test]
@@ -1194,21 +1125,12 @@ mod tests {
     #[test]
     fn views_carry_the_documented_fields() {
         let mut r = VpnRouteEntry {
-            id: dbr_id("vpn-a", Origin::Custom, "10.0.0.0/24", "vco-1"),
-            account_id: 1,
-            region_id: "cn-hangzhou".into(),
-            vpn_gateway_id: "vpn-a".into(),
-            route_dest: "10.0.0.0/24".into(),
-            next_hop: "vco-1".into(),
             weight: 0,
             published: true,
-            origin: Origin::Custom,
             description: "d1".into(),
-            overlay_mode: "Ipsec".into(),
-            as_path: String::new(),
-            community: String::new(),
-            created_ms: 5,
+            ..Route::new(&scope(), Destination::default(), Origin::Custom, "10.0.0.0/24".into(), "vco-1".into(), 5)
         };
+        assert_eq!(r.id, dbr_id("vpn-a", Origin::Custom, "10.0.0.0/24", "vco-1"));
         let v = r.describe();
         assert_eq!(v["RouteEntryType"], "Custom");
         assert_eq!(v["State"], "published");
@@ -1219,7 +1141,7 @@ mod tests {
             assert!(c.contains_key(f), "{f}");
         }
         r.origin = Origin::Bgp;
-        r.as_path = "65001".into();
+        r.kind.as_path = "65001".into();
         let v = r.describe();
         assert_eq!(v["RouteEntryType"], "System");
         assert_eq!(v["AsPath"], "65001");
@@ -1230,5 +1152,17 @@ mod tests {
             assert!(p.get(f).is_some(), "{f}");
         }
         assert_eq!(p["State"], "normal");
+    }
+
+    #[test]
+    fn stored_documents_keep_the_kind_fields_flat() {
+        let r = pbr("192.168.0.0/24", "10.0.0.0/24", "vco-1", 100, 20);
+        let doc = serde_json::to_value(&r).unwrap();
+        assert_eq!((&doc["route_source"], &doc["priority"], &doc["route_dest"]), (&json!("192.168.0.0/24"), &json!(20), &json!("10.0.0.0/24")));
+        assert_eq!(serde_json::from_value::<VpnPbrRouteEntry>(doc).unwrap(), r);
+        let l = learned("10.1.0.0/24", "vco-1", Origin::Bgp);
+        let doc = serde_json::to_value(&l).unwrap();
+        assert_eq!((&doc["as_path"], &doc["community"]), (&json!(""), &json!("")));
+        assert_eq!(serde_json::from_value::<VpnRouteEntry>(doc).unwrap(), l);
     }
 }
