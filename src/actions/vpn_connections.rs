@@ -275,6 +275,8 @@ impl Request {
     fn single_tunnel_only(&self) -> Option<&'static str> {
         [
             ("CustomerGatewayId", self.customer_gateway_id.is_some()),
+            ("EnableDpd", self.enable_dpd.is_some()),
+            ("EnableNatTraversal", self.enable_nat_traversal.is_some()),
             ("IkeConfig", self.ike.is_some()),
             ("IpsecConfig", self.ipsec.is_some()),
             ("BgpConfig", self.bgp.is_some()),
@@ -618,7 +620,15 @@ pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
         let tags = tx.tags_of(VpnConnection::KIND, ctx.account_id, &ids)?;
         let items = conns
             .iter()
-            .map(|c| c.describe(key, &cgws, tags.get(&c.id)).map(Value::Object))
+            .map(|c| {
+                let mut v = c.describe(key, &cgws, tags.get(&c.id))?;
+                // The list names its items' tags `Tag` (DescribeVpnConnection says `Tags`),
+                // and that is what the SDKs' models read.
+                if let Some(t) = v.remove("Tags") {
+                    v.insert("Tag".into(), t);
+                }
+                Ok(Value::Object(v))
+            })
             .collect::<ApiResult<Vec<_>>>()?;
         Ok((total, items))
     })?;
