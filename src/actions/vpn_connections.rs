@@ -382,8 +382,13 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
         if !gw.enable_ipsec {
             return Err(ApiError::bad_request("VpnGateway.IpsecVpnDisabled", "The vpn gateway does not enable IPSec VPN."));
         }
-        let existing = of_gateway(tx, &gw)?;
-        if existing.len() as u64 >= quotas.vpn_connections {
+        let existing = tx.count(&ListQuery {
+            kind: VpnConnection::KIND,
+            account_id,
+            parent_id: Some(gw.id.clone()),
+            ..Default::default()
+        })?;
+        if existing >= quotas.vpn_connections {
             return Err(ApiError::bad_request(
                 "CreateVpnConnectionsQuotaFull.QuotaFull",
                 "The number of VPN connections exceeds the quota limit.",
@@ -700,12 +705,22 @@ pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
     .await
 }
 
-/// The reconciler's half of a gateway update: hand every connection to the data plane, record
-/// what it reports, and let deleted connections go.
+/// The reconciler's half of a gateway update: hand the connections changed since the last
+/// apply to the data plane, record what it reports, and let deleted connections go. The others
+/// run on untouched. The gateway's BGP switch turns on with its first BGP connection.
 pub fn apply_gateway(tx: &mut dyn Tx, gw: &mut VpnGateway) -> ApiResult<()> {
-    let conns = of_gateway(tx, gw)?;
-    let cgws = customer_gateways_of(tx, gw.account_id, &conns)?;
-    for mut conn in conns {
+    let mut pending: Vec<VpnConnection> = Vec::new();
+    for state in ["updating", "deleting"] {
+        pending.extend(tx.list_as::<VpnConnection>(&ListQuery {
+            kind: VpnConnection::KIND,
+            account_id: gw.account_id,
+            parent_id: Some(gw.id.clone()),
+            status: Some(state.into()),
+            ..Default::default()
+        })?);
+    }
+    let cgws = customer_gateways_of(tx, gw.account_id, &pending)?;
+    for mut conn in pending {
         if conn.state == "deleting" {
             tx.delete(VpnConnection::KIND, conn.account_id, &conn.id)?;
             continue;
@@ -719,9 +734,9 @@ pub fn apply_gateway(tx: &mut dyn Tx, gw: &mut VpnGateway) -> ApiResult<()> {
         vpn_routes::record_learned_routes(tx, conn.account_id, &conn.id, &report.learned_routes)?;
         conn.state = "active".into();
         conn.renegotiate = false;
+        gw.enable_bgp |= conn.bgp_enabled();
         tx.update_as(&conn)?;
     }
-    gw.enable_bgp = of_gateway(tx, gw)?.iter().any(VpnConnection::bgp_enabled);
     Ok(())
 }
 
