@@ -13,11 +13,36 @@ export ALIBABA_CLOUD_ACCESS_KEY_ID=LTAIbenchmarkKey0000000 ALIBABA_CLOUD_ACCESS_
 export GATEHOUSE_ROOT_ACCESS_KEY_ID=$ALIBABA_CLOUD_ACCESS_KEY_ID GATEHOUSE_ROOT_ACCESS_KEY_SECRET=$ALIBABA_CLOUD_ACCESS_KEY_SECRET
 endpoint="http://127.0.0.1:$port"
 bench() { "$bin/gatehouse-bench" --endpoint "$endpoint" --param RegionId=cn-hangzhou "$@"; }
+# Lookups: runs Python code ($1; the other arguments are sys.argv[3:]) in which api(Action, **params)
+# sends one signed GET and returns the JSON answer, and items(Action, Item, **params) pages through a
+# list (`<Item>s.<Item>`).
+py() {
+  python3 - "$endpoint" "$@" <<'PY'
+import sys, json, urllib.request, urllib.parse, hmac, hashlib, base64, uuid, datetime, os, itertools, collections
+def pct(s): return urllib.parse.quote(s, safe='-_.~')
+def api(action, **params):
+    p = {"Action": action, "Version": "2016-04-28", "Format": "JSON", "RegionId": "cn-hangzhou",
+         "AccessKeyId": os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"], "SignatureMethod": "HMAC-SHA1",
+         "SignatureVersion": "1.0", "SignatureNonce": uuid.uuid4().hex,
+         "Timestamp": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+         **{k: str(v) for k, v in params.items()}}
+    canon = "&".join(f"{pct(k)}={pct(v)}" for k, v in sorted(p.items()))
+    key = (os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] + "&").encode()
+    p["Signature"] = base64.b64encode(hmac.new(key, ("GET&%2F&" + pct(canon)).encode(), hashlib.sha1).digest()).decode()
+    return json.load(urllib.request.urlopen(sys.argv[1] + "/?" + urllib.parse.urlencode(p, quote_via=urllib.parse.quote)))
+def items(action, item, **params):
+    for page in itertools.count(1):
+        body = api(action, PageSize=50, PageNumber=page, **params)
+        yield from body[item + "s"][item]
+        if page * 50 >= body["TotalCount"]: return
+exec(sys.argv[2])
+PY
+}
 
 # Start to first answered request: launch, then send signed requests until one succeeds.
 start_ns=$(date +%s%N)
 "$bin/gatehouse" serve --listen "127.0.0.1:$port" --data-dir "$data" --transition-delay-ms 0 \
-  --quota-vpn-gateways 20000 --quota-customer-gateways 1000000 >"$data/server.log" 2>&1 &
+  --quota-vpn-gateways 20000 --quota-customer-gateways 1000000 --quota-vpn-connections 100000 >"$data/server.log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 1 300); do
@@ -30,22 +55,7 @@ echo "idle RSS: $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"
 
 echo "== seeding 10000 VPN gateways"
 bench --action CreateVpnGateway --param VpcId=vpc-bench --param Bandwidth=10 --requests 10000 --connections 16 --duration 120s | tail -n 4
-gw=$(bench --action DescribeVpnGateways --param PageSize=1 --requests 1 --connections 1 --json 2>/dev/null >/dev/null; \
-     python3 - "$endpoint" <<'PY'
-import sys, json, urllib.request, urllib.parse, hmac, hashlib, base64, uuid, datetime, os
-def pct(s): return urllib.parse.quote(s, safe='-_.~')
-p = {"Action": "DescribeVpnGateways", "Version": "2016-04-28", "Format": "JSON", "RegionId": "cn-hangzhou",
-     "PageSize": "1", "AccessKeyId": os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"], "SignatureMethod": "HMAC-SHA1",
-     "SignatureVersion": "1.0", "SignatureNonce": uuid.uuid4().hex,
-     "Timestamp": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-canon = "&".join(f"{pct(k)}={pct(v)}" for k, v in sorted(p.items()))
-sts = "GET&%2F&" + pct(canon)
-key = (os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] + "&").encode()
-p["Signature"] = base64.b64encode(hmac.new(key, sts.encode(), hashlib.sha1).digest()).decode()
-body = json.load(urllib.request.urlopen(sys.argv[1] + "/?" + urllib.parse.urlencode(p)))
-print(body["VpnGateways"]["VpnGateway"][0]["VpnGatewayId"])
-PY
-)
+gw=$(py 'print(api("DescribeVpnGateways", PageSize=1)["VpnGateways"]["VpnGateway"][0]["VpnGatewayId"])')
 echo "== DescribeVpnGateway ($gw)"
 bench --action DescribeVpnGateway --param "VpnGatewayId=$gw" --duration "${secs}s" --connections 8
 echo "== DescribeVpnGateways (first page of 10 of 10000)"
@@ -54,4 +64,32 @@ echo "== DescribeVpnGateways (page 500 of 10 of 10000: OFFSET 4990)"
 bench --action DescribeVpnGateways --param PageSize=10 --param PageNumber=500 --duration "${secs}s" --connections 8
 echo "== CreateCustomerGateway (durable creates)"
 bench --action CreateCustomerGateway --param-template 'IpAddress={ip}' --duration "${secs}s" --connections 32
+
+# IPsec connections on 100 of the gateways, paired with 10 customer gateways (gateway i with customer
+# gateway i mod 10, so every connection on a gateway shares its customer gateway with the others and
+# is checked against all of them: same IKE config, non-overlapping selectors). Fixed PSK, a unique
+# RemoteSubnet per connection, AutoConfigRoute=false (no policy routes).
+py 'print(*itertools.islice((g["VpnGatewayId"] for g in items("DescribeVpnGateways", "VpnGateway")), 100), sep="\n")' >"$data/gateways"
+py 'print(*(api("CreateCustomerGateway", IpAddress=f"12.0.0.{i}")["CustomerGatewayId"] for i in range(1, 11)), sep="\n")' >"$data/cgws"
+# --wait-active: after each create, the bench connection polls DescribeVpnGateway until the gateway is
+# `active` again (the reconciler has applied the change and made the connection `active`); it counts
+# only connections that got there, per second of the whole run. Connection i of 10 uses only gateways
+# i, i+10, … so no create meets VpnGateway.Configuring from another bench connection.
+connect() {
+  bench --action CreateVpnConnection --param-file "VpnGatewayId=$data/gateways" --param-file "CustomerGatewayId=$data/cgws" \
+    --param LocalSubnet=10.0.0.0/24 --param-template 'RemoteSubnet={ip}/32' --param 'IkeConfig={"Psk":"benchpsk1"}' \
+    --param AutoConfigRoute=false --wait-active --connections 10 "$@"
+}
+echo "== seeding 10000 VPN connections (100 on each of 100 gateways), each to active"
+connect --requests 10000 --duration 300s
+echo "== DescribeVpnConnections (first page of 10 of 10000)"
+bench --action DescribeVpnConnections --param PageSize=10 --duration "${secs}s" --connections 8
+echo "== DescribeVpnConnections (page 500 of 10 of 10000: OFFSET 4990)"
+bench --action DescribeVpnConnections --param PageSize=10 --param PageNumber=500 --duration "${secs}s" --connections 8
+echo "== CreateVpnConnection to active (on the same 100 gateways, 100+ connections each)"
+connect --counter-start 10000 --duration "${secs}s"
+py 'states = collections.Counter(c["State"] for c in items("DescribeVpnConnections", "VpnConnection"))
+gws = collections.Counter(api("DescribeVpnGateway", VpnGatewayId=g)["Status"] for g in open(sys.argv[3]).read().split())
+print(f"check: VPN connections by State {dict(states)}; the 100 gateways by Status {dict(gws)}")
+if set(states) != {"active"} or set(gws) != {"active"}: sys.exit("check failed: not everything is active")' "$data/gateways"
 echo "RSS after load: $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"

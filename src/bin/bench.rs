@@ -10,13 +10,25 @@
 //!     --connections 32 --duration 10s
 //! gatehouse-bench ... --action CreateCustomerGateway --param RegionId=cn-hangzhou \
 //!     --param-template 'IpAddress={ip}' --param-template 'Name=cgw{n}' --requests 1000
+//! gatehouse-bench ... --action CreateVpnConnection --param RegionId=cn-hangzhou \
+//!     --param-file VpnGatewayId=gateways.txt --param-file CustomerGatewayId=cgws.txt \
+//!     --param LocalSubnet=10.0.0.0/24 --param-template 'RemoteSubnet={ip}/32' --wait-active --connections 20
 //! ```
 //!
-//! `--param` values are sent literally; `--param-template` values expand `{n}` (a run-wide request
-//! counter starting at `--counter-start`) and `{ip}` (a distinct IPv4 address derived from that counter,
-//! `11.x.y.z`). GET puts every parameter in the query; POST (the default) sends them as an
-//! `application/x-www-form-urlencoded` body, the way Node pop-core does.
+//! Every request has a number `n` (a run-wide counter starting at `--counter-start`). `--param` values
+//! are sent literally; `--param-template` values expand `{n}` and `{ip}` (a distinct IPv4 address
+//! derived from `n`, `11.x.y.z`); `--param-file` values are line `n mod lines` of a file. GET puts every
+//! parameter in the query; POST (the default) sends them as an `application/x-www-form-urlencoded`
+//! body, the way Node pop-core does.
+//!
+//! `--wait-active` measures changes to VPN gateways up to the point they are applied: after each 2xx
+//! answer the connection polls `DescribeVpnGateway` for the request's `VpnGatewayId` until its `Status`
+//! is `active` again, and the report counts the requests that got there (and how long it took). So that
+//! no two connections change the same gateway, connection `i` of `C` then sends only the requests
+//! `n ≡ i (mod C)`; the `VpnGatewayId` values must split evenly (e.g. a file of 100 gateways and `C` = 20
+//! gives every connection 5 gateways of its own).
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,7 +40,7 @@ use gatehouse::api::auth::{percent_encode, rpc_v1_signature, rpc_v1_string_to_si
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
-use hyper::{Method, Request, Uri};
+use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -40,6 +52,11 @@ const MAX_ERROR_BODY: usize = 2000;
 const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 /// Pause after a failed connect, so a dead server does not turn the bench into a busy loop.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
+/// Pause between two `--wait-active` polls of a gateway that is not `active` yet.
+const POLL_INTERVAL: Duration = Duration::from_millis(1);
+/// The parameter `--wait-active` polls, and the action it polls with.
+const WAIT_PARAM: &str = "VpnGatewayId";
+const WAIT_ACTION: &str = "DescribeVpnGateway";
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "UPPER")]
@@ -84,8 +101,12 @@ struct Args {
     /// address, `{ n }` (written without the spaces) the request counter; `{{`/`}}` are literal braces.
     #[arg(long = "param-template", value_name = "NAME=TEMPLATE", value_parser = parse_template_param)]
     param_templates: Vec<(String, Vec<Seg>)>,
-    /// First value of the request counter used by --param-template (pick a fresh range per run when
-    /// creating unique resources).
+    /// A request parameter whose values are the lines of a file (repeatable): request `n` sends line
+    /// `n mod lines`. Blank lines are skipped.
+    #[arg(long = "param-file", value_name = "NAME=PATH", value_parser = parse_param)]
+    param_files: Vec<(String, String)>,
+    /// First value of the request counter used by --param-template and --param-file (pick a fresh range
+    /// per run when creating unique resources).
     #[arg(long, default_value_t = 0)]
     counter_start: u64,
     /// Concurrent keep-alive connections, one request in flight on each.
@@ -100,16 +121,21 @@ struct Args {
     /// GET = parameters in the query; POST = parameters in a form body.
     #[arg(long, value_enum, ignore_case = true, default_value = "POST")]
     method: HttpMethod,
-    /// Per-request timeout.
+    /// Per-request timeout (with --wait-active also the longest wait for a gateway to be active).
     #[arg(long, default_value = "30s", value_parser = parse_timeout)]
     timeout: Duration,
+    /// After each 2xx answer, poll DescribeVpnGateway for the request's VpnGatewayId until it is
+    /// `active`, and report how many requests got there per second. Connection i of C sends only the
+    /// requests n ≡ i (mod C), so the VpnGatewayId values must split evenly between connections.
+    #[arg(long)]
+    wait_active: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Pure parts: argument parsing, templates, signing, percentiles
+// Pure parts: argument parsing, parameter values, signing, percentiles
 // ---------------------------------------------------------------------------------------------------
 
 /// One piece of a `--param-template` value.
@@ -120,6 +146,37 @@ enum Seg {
     N,
     /// `{ip}`: a distinct IPv4 address derived from the counter.
     Ip,
+}
+
+/// Where a parameter's value for request `n` comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Value {
+    /// `--param`: the same every time.
+    Literal(String),
+    /// `--param-template`: expanded with `n`.
+    Template(Vec<Seg>),
+    /// `--param-file`: entry `n mod len` (never empty).
+    List(Vec<String>),
+}
+
+impl Value {
+    fn at(&self, n: u64) -> String {
+        match self {
+            Value::Literal(v) => v.clone(),
+            Value::Template(segs) => expand(segs, n),
+            Value::List(values) => values[(n % values.len() as u64) as usize].clone(),
+        }
+    }
+
+    /// Whether requests from different residue classes mod `c` (different connections under
+    /// `--wait-active`) never get the same value.
+    fn splits_between(&self, c: u64) -> bool {
+        match self {
+            Value::Literal(_) => c == 1,
+            Value::Template(segs) => c == 1 || segs.iter().any(|s| !matches!(s, Seg::Lit(_))),
+            Value::List(values) => (values.len() as u64).is_multiple_of(c),
+        }
+    }
 }
 
 fn split_param(s: &str) -> Result<(&str, &str), String> {
@@ -176,6 +233,16 @@ fn parse_template(t: &str) -> Result<Vec<Seg>, String> {
     Ok(segs)
 }
 
+/// The values of a `--param-file`: one per line (without its line ending), blank lines skipped.
+fn parse_value_list(text: &str) -> Result<Vec<String>, String> {
+    let values: Vec<String> =
+        text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l)).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    if values.is_empty() {
+        return Err("it has no values (one per line)".into());
+    }
+    Ok(values)
+}
+
 /// A distinct address for every `n` below 254·65536 (then it wraps): 11.x.y.z with z in 1..=254.
 fn ip_for(n: u64) -> Ipv4Addr {
     let z = (n % 254) as u8 + 1;
@@ -227,15 +294,21 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Sequence number `taken` of connection `index` of `connections` under `--wait-active`: the
+/// connection owns the residue class `index` mod `connections`.
+fn strided_seq(index: u64, taken: u64, connections: u64) -> u64 {
+    index + taken * connections
+}
+
 /// What every request of a run shares.
+#[derive(Clone)]
 struct Plan {
     method: HttpMethod,
     action: String,
     api_version: String,
     access_key_id: String,
     secret: String,
-    params: Vec<(String, String)>,
-    templates: Vec<(String, Vec<Seg>)>,
+    params: Vec<(String, Value)>,
 }
 
 impl Plan {
@@ -252,15 +325,11 @@ impl Plan {
             ("SignatureNonce".into(), nonce.into()),
             ("Timestamp".into(), timestamp.into()),
         ];
-        let user = self
-            .params
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .chain(self.templates.iter().map(|(k, segs)| (k.clone(), expand(segs, n))));
-        for (k, v) in user {
-            match out.iter_mut().find(|(ek, _)| *ek == k) {
+        for (k, v) in &self.params {
+            let v = v.at(n);
+            match out.iter_mut().find(|(ek, _)| ek == k) {
                 Some(slot) => slot.1 = v,
-                None => out.push((k, v)),
+                None => out.push((k.clone(), v)),
             }
         }
         out
@@ -269,6 +338,28 @@ impl Plan {
     /// The signed, encoded parameter string (query or form body) of request number `n`.
     fn encoded_request(&self, n: u64, nonce: &str, timestamp: &str) -> String {
         sign_and_encode(self.method.as_str(), &self.params_for(n, nonce, timestamp), &self.secret)
+    }
+
+    fn value(&self, name: &str) -> Option<&Value> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    /// The `--wait-active` poll: DescribeVpnGateway of request `n`'s gateway (same region and
+    /// credentials, JSON), after checking that the gateways split evenly between `connections`.
+    fn poll_plan(&self, connections: u64) -> Result<Plan, String> {
+        let gateway = self.value(WAIT_PARAM).ok_or_else(|| format!("--wait-active needs a {WAIT_PARAM} parameter"))?;
+        if !gateway.splits_between(connections) {
+            return Err(format!(
+                "--wait-active: the {WAIT_PARAM} values do not split evenly between {connections} connections \
+                 (give a --param-file whose number of lines is a multiple of --connections)"
+            ));
+        }
+        let kept = ["RegionId", WAIT_PARAM];
+        Ok(Plan {
+            action: WAIT_ACTION.into(),
+            params: self.params.iter().filter(|(k, _)| kept.contains(&k.as_str())).cloned().collect(),
+            ..self.clone()
+        })
     }
 }
 
@@ -292,6 +383,21 @@ fn timestamp_now() -> String {
     time::OffsetDateTime::now_utc().format(&fmt).expect("UTC timestamps always format")
 }
 
+/// A top-level string field of a JSON answer.
+fn json_field(body: &[u8], field: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.get(field)?.as_str().map(str::to_owned)
+}
+
+/// The error code of a non-2xx answer (its `Code`), or `HTTP <status>` when it has none.
+fn error_code(status: StatusCode, body: &[u8]) -> String {
+    json_field(body, "Code").unwrap_or_else(|| format!("HTTP {}", status.as_u16()))
+}
+
+fn body_excerpt(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_BODY)]).into_owned()
+}
+
 /// Nearest-rank percentile of an ascending slice (`p` in 0..=100); `None` when empty.
 fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
     if sorted.is_empty() {
@@ -302,8 +408,49 @@ fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
-fn micros_to_ms(us: Option<u32>) -> Option<f64> {
-    us.map(|us| us as f64 / 1000.0)
+fn micros(d: Duration) -> u32 {
+    d.as_micros().min(u32::MAX as u128) as u32
+}
+
+/// Mean, percentiles and maximum of a set of durations, in milliseconds (`None` when there are none).
+#[derive(Debug, PartialEq)]
+struct Summary {
+    mean: Option<f64>,
+    p50: Option<f64>,
+    p90: Option<f64>,
+    p99: Option<f64>,
+    max: Option<f64>,
+}
+
+impl Summary {
+    fn of(mut us: Vec<u32>) -> Summary {
+        us.sort_unstable();
+        let ms = |v: Option<u32>| v.map(|us| us as f64 / 1000.0);
+        let mean = (!us.is_empty()).then(|| us.iter().map(|&v| v as f64).sum::<f64>() / us.len() as f64 / 1000.0);
+        Summary {
+            mean,
+            p50: ms(percentile(&us, 50.0)),
+            p90: ms(percentile(&us, 90.0)),
+            p99: ms(percentile(&us, 99.0)),
+            max: ms(us.last().copied()),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({ "mean": self.mean, "p50": self.p50, "p90": self.p90, "p99": self.p99, "max": self.max })
+    }
+
+    fn text(&self) -> String {
+        let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+        format!(
+            "mean {}  p50 {}  p90 {}  p99 {}  max {}",
+            ms(self.mean),
+            ms(self.p50),
+            ms(self.p90),
+            ms(self.p99),
+            ms(self.max)
+        )
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -338,6 +485,8 @@ fn parse_endpoint(endpoint: &str) -> Result<Target, String> {
 
 struct Shared {
     plan: Plan,
+    /// `--wait-active`: the poll, and the number of connections the requests are strided over.
+    poll: Option<(Plan, u64)>,
     target: Target,
     counter: AtomicU64,
     counter_start: u64,
@@ -347,6 +496,23 @@ struct Shared {
     stop: AtomicBool,
     first_error: Mutex<Option<(u16, String)>>,
     first_transport_error: Mutex<Option<String>>,
+    first_wait_failure: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The sequence number of the next request of connection `index`, which has taken `taken` so far;
+    /// `None` once --requests are used up.
+    fn next_seq(&self, index: u64, taken: u64) -> Option<u64> {
+        let seq = match &self.poll {
+            Some((_, connections)) => strided_seq(index, taken, *connections),
+            None => self.counter.fetch_add(1, Ordering::Relaxed),
+        };
+        self.max_requests.is_none_or(|max| seq < max).then_some(seq)
+    }
 }
 
 #[derive(Default)]
@@ -355,9 +521,34 @@ struct WorkerStats {
     latencies_us: Vec<u32>,
     ok: u64,
     non_2xx: u64,
+    /// Non-2xx answers by error code.
+    error_codes: BTreeMap<String, u64>,
     transport_errors: u64,
     timeouts: u64,
     connects: u64,
+    /// `--wait-active`: 2xx requests whose gateway was seen `active` again, and from sending the
+    /// request to that sighting, in microseconds.
+    activated_us: Vec<u32>,
+    /// `--wait-active`: 2xx requests whose gateway was not seen `active` within --timeout.
+    not_activated: u64,
+    polls: u64,
+}
+
+impl WorkerStats {
+    fn merge(&mut self, s: WorkerStats) {
+        self.latencies_us.extend(s.latencies_us);
+        self.ok += s.ok;
+        self.non_2xx += s.non_2xx;
+        for (code, count) in s.error_codes {
+            *self.error_codes.entry(code).or_default() += count;
+        }
+        self.transport_errors += s.transport_errors;
+        self.timeouts += s.timeouts;
+        self.connects += s.connects;
+        self.activated_us.extend(s.activated_us);
+        self.not_activated += s.not_activated;
+        self.polls += s.polls;
+    }
 }
 
 fn record_first<T>(slot: &Mutex<Option<T>>, value: impl FnOnce() -> T) {
@@ -367,33 +558,24 @@ fn record_first<T>(slot: &Mutex<Option<T>>, value: impl FnOnce() -> T) {
     }
 }
 
-async fn connect(shared: &Shared) -> Result<SendRequest<Full<Bytes>>, String> {
-    let stream =
-        TcpStream::connect(&shared.target.addr).await.map_err(|e| format!("connect {}: {e}", shared.target.addr))?;
-    let _ = stream.set_nodelay(true);
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
+fn take_first<T: Clone>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-fn build_request(shared: &Shared, n: u64) -> Request<Full<Bytes>> {
-    let plan = &shared.plan;
+fn build_request(target: &Target, plan: &Plan, n: u64) -> Request<Full<Bytes>> {
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let encoded = plan.encoded_request(n, &nonce, &timestamp_now());
     let builder = Request::builder()
-        .header(HOST, shared.target.host.clone())
+        .header(HOST, target.host.clone())
         .header(USER_AGENT, "gatehouse-bench/0.1")
         .header("x-acs-action", plan.action.as_str())
         .header("x-acs-version", plan.api_version.as_str());
     let (builder, body) = match plan.method {
-        HttpMethod::Get => (builder.method(Method::GET).uri(format!("{}?{encoded}", shared.target.path)), Bytes::new()),
+        HttpMethod::Get => (builder.method(Method::GET).uri(format!("{}?{encoded}", target.path)), Bytes::new()),
         HttpMethod::Post => (
             builder
                 .method(Method::POST)
-                .uri(shared.target.path.as_str())
+                .uri(target.path.as_str())
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded"),
             Bytes::from(encoded),
         ),
@@ -401,41 +583,60 @@ fn build_request(shared: &Shared, n: u64) -> Request<Full<Bytes>> {
     builder.body(Full::new(body)).expect("request parts are valid")
 }
 
-async fn worker(shared: Arc<Shared>) -> WorkerStats {
-    let mut stats = WorkerStats::default();
-    let mut sender: Option<SendRequest<Full<Bytes>>> = None;
-    loop {
-        if shared.stop.load(Ordering::Relaxed) || Instant::now() >= shared.deadline {
-            break;
-        }
-        // A usable connection first (the server may have closed the previous one).
-        let ready = match sender.as_mut() {
-            Some(s) => s.ready().await.is_ok(),
-            None => false,
-        };
-        if !ready {
-            sender = None;
-            match connect(&shared).await {
-                Ok(s) => {
-                    stats.connects += 1;
-                    sender = Some(s);
-                }
-                Err(e) => {
-                    stats.transport_errors += 1;
-                    record_first(&shared.first_transport_error, || e);
-                    tokio::time::sleep(RECONNECT_BACKOFF).await;
-                }
+/// One worker's keep-alive connection, reopened when the server closes it.
+#[derive(Default)]
+struct Link {
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Link {
+    /// Whether the connection can take a request now, connecting first if needed; false after a
+    /// failed connect (counted, then a pause).
+    async fn ready(&mut self, shared: &Shared, stats: &mut WorkerStats) -> bool {
+        if let Some(s) = self.sender.as_mut() {
+            if s.ready().await.is_ok() {
+                return true;
             }
-            continue;
         }
-        let seq = shared.counter.fetch_add(1, Ordering::Relaxed);
-        if shared.max_requests.is_some_and(|max| seq >= max) {
-            break;
+        self.sender = None;
+        let connected = async {
+            let stream = TcpStream::connect(&shared.target.addr)
+                .await
+                .map_err(|e| format!("connect {}: {e}", shared.target.addr))?;
+            let _ = stream.set_nodelay(true);
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok::<_, String>(sender)
+        };
+        match connected.await {
+            Ok(s) => {
+                stats.connects += 1;
+                self.sender = Some(s);
+                true
+            }
+            Err(e) => {
+                stats.transport_errors += 1;
+                record_first(&shared.first_transport_error, || e);
+                tokio::time::sleep(RECONNECT_BACKOFF).await;
+                false
+            }
         }
-        let request = build_request(&shared, shared.counter_start.wrapping_add(seq));
-        let s = sender.as_mut().expect("connection is ready");
-        let started = Instant::now();
-        let until = (started + shared.timeout).min(shared.deadline + DEADLINE_GRACE);
+    }
+
+    /// Sends `request` on the ready connection and reads the whole answer by `until`; a transport
+    /// error or timeout is counted, drops the connection and gives `None`.
+    async fn send(
+        &mut self,
+        shared: &Shared,
+        stats: &mut WorkerStats,
+        request: Request<Full<Bytes>>,
+        until: Instant,
+    ) -> Option<(StatusCode, Bytes)> {
+        let s = self.sender.as_mut().expect("connection is ready");
         let exchange = async {
             let response = s.send_request(request).await?;
             let status = response.status();
@@ -443,31 +644,88 @@ async fn worker(shared: Arc<Shared>) -> WorkerStats {
             Ok::<_, hyper::Error>((status, body))
         };
         match tokio::time::timeout_at(until, exchange).await {
-            Ok(Ok((status, body))) => {
-                let us = started.elapsed().as_micros().min(u32::MAX as u128) as u32;
-                stats.latencies_us.push(us);
-                if status.is_success() {
-                    stats.ok += 1;
-                } else {
-                    stats.non_2xx += 1;
-                    record_first(&shared.first_error, || {
-                        let end = body.len().min(MAX_ERROR_BODY);
-                        (status.as_u16(), String::from_utf8_lossy(&body[..end]).into_owned())
-                    });
-                }
-            }
+            Ok(Ok(answer)) => Some(answer),
             Ok(Err(e)) => {
                 stats.transport_errors += 1;
                 record_first(&shared.first_transport_error, || format!("request: {e}"));
-                sender = None;
+                self.sender = None;
+                None
             }
             Err(_) => {
                 stats.timeouts += 1;
-                sender = None; // the connection still has a request in flight
+                self.sender = None; // the connection still has a request in flight
+                None
             }
         }
     }
+}
+
+async fn worker(shared: Arc<Shared>, index: u64) -> WorkerStats {
+    let mut stats = WorkerStats::default();
+    let mut link = Link::default();
+    let mut taken = 0;
+    loop {
+        if shared.stopped() || Instant::now() >= shared.deadline {
+            break;
+        }
+        // A usable connection first (the server may have closed the previous one).
+        if !link.ready(&shared, &mut stats).await {
+            continue;
+        }
+        let Some(seq) = shared.next_seq(index, taken) else { break };
+        taken += 1;
+        let n = shared.counter_start.wrapping_add(seq);
+        let request = build_request(&shared.target, &shared.plan, n);
+        let started = Instant::now();
+        let until = (started + shared.timeout).min(shared.deadline + DEADLINE_GRACE);
+        let Some((status, body)) = link.send(&shared, &mut stats, request, until).await else { continue };
+        stats.latencies_us.push(micros(started.elapsed()));
+        if status.is_success() {
+            stats.ok += 1;
+            if let Some((poll, _)) = &shared.poll {
+                wait_active(&shared, poll, n, started, &mut link, &mut stats).await;
+            }
+        } else {
+            stats.non_2xx += 1;
+            *stats.error_codes.entry(error_code(status, &body)).or_default() += 1;
+            record_first(&shared.first_error, || (status.as_u16(), body_excerpt(&body)));
+        }
+    }
     stats
+}
+
+/// Polls the gateway of request `n` (sent at `sent`) until it is `active` again, at most --timeout
+/// after `sent`, and counts the request as activated (with the time it took) or not.
+async fn wait_active(shared: &Shared, poll: &Plan, n: u64, sent: Instant, link: &mut Link, stats: &mut WorkerStats) {
+    let until = sent + shared.timeout;
+    let mut last_status = None;
+    let failure = loop {
+        if shared.stopped() {
+            break "interrupted".to_owned();
+        }
+        if Instant::now() >= until {
+            break format!("not active within {:?} (last Status {last_status:?})", shared.timeout);
+        }
+        if !link.ready(shared, stats).await {
+            continue;
+        }
+        stats.polls += 1;
+        match link.send(shared, stats, build_request(&shared.target, poll, n), until).await {
+            Some((status, body)) if status.is_success() => {
+                last_status = json_field(&body, "Status");
+                if last_status.as_deref() == Some("active") {
+                    stats.activated_us.push(micros(sent.elapsed()));
+                    return;
+                }
+                tokio::time::sleep(POLL_INTERVAL).await;
+            }
+            Some((status, body)) => break format!("{WAIT_ACTION}: HTTP {}: {}", status.as_u16(), body_excerpt(&body)),
+            None => {} // counted; try again until `until`
+        }
+    };
+    stats.not_activated += 1;
+    let gateway = poll.value(WAIT_PARAM).map(|v| v.at(n)).unwrap_or_default();
+    record_first(&shared.first_wait_failure, || format!("{gateway}: {failure}"));
 }
 
 #[tokio::main]
@@ -482,20 +740,29 @@ async fn main() {
     }
 }
 
+/// The user's parameters in one list, files read; an error for a repeated or computed name.
+fn user_params(args: &Args) -> Result<Vec<(String, Value)>, String> {
+    let mut params: Vec<(String, Value)> =
+        args.params.iter().map(|(k, v)| (k.clone(), Value::Literal(v.clone()))).collect();
+    params.extend(args.param_templates.iter().map(|(k, segs)| (k.clone(), Value::Template(segs.clone()))));
+    for (k, path) in &args.param_files {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("--param-file {k}={path}: {e}"))?;
+        let values = parse_value_list(&text).map_err(|e| format!("--param-file {k}={path}: {e}"))?;
+        params.push((k.clone(), Value::List(values)));
+    }
+    let mut names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
+    if names.contains(&"Signature") {
+        return Err("the Signature parameter is computed, do not pass it".into());
+    }
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("parameter {:?} given more than once", w[0]));
+    }
+    Ok(params)
+}
+
 async fn run(args: Args) -> Result<i32, String> {
     let target = parse_endpoint(&args.endpoint)?;
-    {
-        let mut names: Vec<&str> = args.params.iter().map(|(k, _)| k.as_str()).collect();
-        names.extend(args.param_templates.iter().map(|(k, _)| k.as_str()));
-        if names.contains(&"Signature") {
-            return Err("the Signature parameter is computed, do not pass it".into());
-        }
-        let mut sorted = names.clone();
-        sorted.sort_unstable();
-        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!("parameter {:?} given more than once", w[0]));
-        }
-    }
     if args.requests == Some(0) {
         return Err("--requests must be at least 1".into());
     }
@@ -505,12 +772,14 @@ async fn run(args: Args) -> Result<i32, String> {
         api_version: args.api_version.clone(),
         access_key_id: args.access_key_id.clone(),
         secret: args.access_key_secret.clone(),
-        params: args.params.clone(),
-        templates: args.param_templates.clone(),
+        params: user_params(&args)?,
     };
+    let connections = u64::from(args.connections);
+    let poll = if args.wait_active { Some((plan.poll_plan(connections)?, connections)) } else { None };
     let started = Instant::now();
     let shared = Arc::new(Shared {
         plan,
+        poll,
         target,
         counter: AtomicU64::new(0),
         counter_start: args.counter_start,
@@ -520,6 +789,7 @@ async fn run(args: Args) -> Result<i32, String> {
         stop: AtomicBool::new(false),
         first_error: Mutex::new(None),
         first_transport_error: Mutex::new(None),
+        first_wait_failure: Mutex::new(None),
     });
     {
         let shared = shared.clone();
@@ -529,35 +799,21 @@ async fn run(args: Args) -> Result<i32, String> {
             }
         });
     }
-    let tasks: Vec<_> = (0..args.connections).map(|_| tokio::spawn(worker(shared.clone()))).collect();
+    let tasks: Vec<_> = (0..connections).map(|i| tokio::spawn(worker(shared.clone(), i))).collect();
     let mut total = WorkerStats::default();
     for task in tasks {
-        let s = task.await.map_err(|e| format!("worker failed: {e}"))?;
-        total.latencies_us.extend(s.latencies_us);
-        total.ok += s.ok;
-        total.non_2xx += s.non_2xx;
-        total.transport_errors += s.transport_errors;
-        total.timeouts += s.timeouts;
-        total.connects += s.connects;
+        total.merge(task.await.map_err(|e| format!("worker failed: {e}"))?);
     }
+    // With --wait-active this includes waiting for the last requests' gateways to be active.
     let elapsed = started.elapsed().as_secs_f64();
-    total.latencies_us.sort_unstable();
-    let lat = &total.latencies_us;
-    let completed = lat.len() as u64;
-    let rate = if elapsed > 0.0 { completed as f64 / elapsed } else { 0.0 };
-    let mean_ms = if lat.is_empty() {
-        None
-    } else {
-        Some(lat.iter().map(|&us| us as f64).sum::<f64>() / lat.len() as f64 / 1000.0)
-    };
-    let (p50, p90, p99, max) = (
-        micros_to_ms(percentile(lat, 50.0)),
-        micros_to_ms(percentile(lat, 90.0)),
-        micros_to_ms(percentile(lat, 99.0)),
-        micros_to_ms(lat.last().copied()),
-    );
-    let first_error = shared.first_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let first_transport_error = shared.first_transport_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let per_s = |count: u64| if elapsed > 0.0 { count as f64 / elapsed } else { 0.0 };
+    let completed = total.latencies_us.len() as u64;
+    let activated = total.activated_us.len() as u64;
+    let latency = Summary::of(std::mem::take(&mut total.latencies_us));
+    let activation = Summary::of(std::mem::take(&mut total.activated_us));
+    let first_error = take_first(&shared.first_error);
+    let first_transport_error = take_first(&shared.first_transport_error);
+    let first_wait_failure = take_first(&shared.first_wait_failure);
 
     if args.json {
         let report = serde_json::json!({
@@ -569,17 +825,25 @@ async fn run(args: Args) -> Result<i32, String> {
             "requests": completed,
             "ok_2xx": total.ok,
             "non_2xx": total.non_2xx,
+            "non_2xx_codes": total.error_codes,
             "transport_errors": total.transport_errors,
             "timeouts": total.timeouts,
             "connections_opened": total.connects,
-            "req_per_s": rate,
-            "latency_ms": { "mean": mean_ms, "p50": p50, "p90": p90, "p99": p99, "max": max },
+            "req_per_s": per_s(completed),
+            "latency_ms": latency.json(),
+            "wait_active": args.wait_active.then(|| serde_json::json!({
+                "activated": activated,
+                "not_activated": total.not_activated,
+                "activated_per_s": per_s(activated),
+                "polls": total.polls,
+                "request_to_active_ms": activation.json(),
+                "first_failure": first_wait_failure,
+            })),
             "first_error": first_error.as_ref().map(|(status, body)| serde_json::json!({"status": status, "body": body})),
             "first_transport_error": first_transport_error,
         });
         println!("{report}");
     } else {
-        let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
         println!(
             "gatehouse-bench: {} {} {} — {} connections, {:.2} s",
             args.method.as_str(),
@@ -589,27 +853,35 @@ async fn run(args: Args) -> Result<i32, String> {
             elapsed
         );
         println!("  requests:    {completed} (2xx {}, non-2xx {})", total.ok, total.non_2xx);
+        if !total.error_codes.is_empty() {
+            let codes: Vec<String> = total.error_codes.iter().map(|(code, count)| format!("{code} {count}")).collect();
+            println!("  non-2xx:     {}", codes.join(", "));
+        }
         println!(
             "  errors:      {} transport, {} timeouts ({} connections opened)",
             total.transport_errors, total.timeouts, total.connects
         );
-        println!("  throughput:  {rate:.1} req/s");
-        println!(
-            "  latency ms:  mean {}  p50 {}  p90 {}  p99 {}  max {}",
-            ms(mean_ms),
-            ms(p50),
-            ms(p90),
-            ms(p99),
-            ms(max)
-        );
+        println!("  throughput:  {:.1} req/s", per_s(completed));
+        println!("  latency ms:  {}", latency.text());
+        if args.wait_active {
+            println!(
+                "  active:      {activated} of {} 2xx seen {WAIT_ACTION} active again ({} not, {} polls)",
+                total.ok, total.not_activated, total.polls
+            );
+            println!("  activated:   {:.1} /s (elapsed includes the wait for the last ones)", per_s(activated));
+            println!("  to active ms: {}", activation.text());
+        }
         if let Some((status, body)) = &first_error {
             println!("  first non-2xx: HTTP {status}: {body}");
         }
         if let Some(e) = &first_transport_error {
             println!("  first transport error: {e}");
         }
+        if let Some(e) = &first_wait_failure {
+            println!("  first not activated: {e}");
+        }
     }
-    Ok(if completed == 0 { 1 } else { 0 })
+    Ok(if completed == 0 || total.not_activated > 0 { 1 } else { 0 })
 }
 
 #[cfg(test)]
@@ -713,10 +985,11 @@ mod tests {
             api_version: "2016-04-28".into(),
             access_key_id: "ak-bench".into(),
             secret: "bench~secret".into(),
-            params: vec![("RegionId".into(), "cn-hangzhou".into()), ("Format".into(), "json".into())],
-            templates: vec![
-                ("IpAddress".into(), parse_template("{ip}").unwrap()),
-                ("Name".into(), parse_template("cgw {n}*").unwrap()),
+            params: vec![
+                ("RegionId".into(), Value::Literal("cn-hangzhou".into())),
+                ("Format".into(), Value::Literal("json".into())),
+                ("IpAddress".into(), Value::Template(parse_template("{ip}").unwrap())),
+                ("Name".into(), Value::Template(parse_template("cgw {n}*").unwrap())),
             ],
         }
     }
@@ -795,12 +1068,123 @@ mod tests {
             "2s",
             "--method",
             "get",
+            "--param-file",
+            "VpnGatewayId=gateways.txt",
+            "--wait-active",
             "--json",
         ])
         .unwrap();
+        assert_eq!(a.param_files, [("VpnGatewayId".to_owned(), "gateways.txt".to_owned())]);
+        assert!(a.wait_active);
         assert_eq!(a.method, HttpMethod::Get);
         assert_eq!(a.params.len(), 2);
         assert_eq!(a.duration, Duration::from_secs(2));
         assert!(a.json);
+    }
+
+    #[test]
+    fn value_lists() {
+        assert_eq!(parse_value_list("vpn-a\nvpn-b\r\n\nvpn-c\n").unwrap(), vec!["vpn-a", "vpn-b", "vpn-c"]);
+        assert_eq!(parse_value_list("a b, c").unwrap(), vec!["a b, c"]); // a line is one value, as is
+        assert!(parse_value_list("").is_err());
+        assert!(parse_value_list("\n\r\n").is_err());
+        let list = Value::List(vec!["a".into(), "b".into(), "c".into()]);
+        assert_eq!((0..7).map(|n| list.at(n)).collect::<Vec<_>>(), ["a", "b", "c", "a", "b", "c", "a"]);
+        assert_eq!(Value::Literal("x".into()).at(9), "x");
+        assert_eq!(Value::Template(parse_template("r{n}").unwrap()).at(9), "r9");
+    }
+
+    #[test]
+    fn values_split_between_connections() {
+        let list = |len: usize| Value::List((0..len).map(|i| format!("vpn-{i}")).collect());
+        assert!(list(100).splits_between(20));
+        assert!(list(100).splits_between(1));
+        assert!(!list(100).splits_between(30));
+        assert!(!list(3).splits_between(6));
+        assert!(Value::Literal("vpn-a".into()).splits_between(1));
+        assert!(!Value::Literal("vpn-a".into()).splits_between(2));
+        assert!(Value::Template(parse_template("vpn-{n}").unwrap()).splits_between(8));
+        assert!(!Value::Template(parse_template("vpn-a").unwrap()).splits_between(8));
+    }
+
+    /// Under --wait-active, connection i of C gets exactly the requests n ≡ i (mod C), so with a list
+    /// whose length is a multiple of C no two connections share a value, and --requests N sends 0..N.
+    #[test]
+    fn strided_requests_partition_the_values() {
+        let (c, n_requests) = (20u64, 1000u64);
+        let gateways = Value::List((0..100).map(|i| format!("vpn-{i}")).collect());
+        let mut owner = std::collections::HashMap::new();
+        let mut all = Vec::new();
+        for i in 0..c {
+            for seq in (0..).map(|k| strided_seq(i, k, c)).take_while(|&s| s < n_requests) {
+                all.push(seq);
+                let prev = owner.insert(gateways.at(seq), i);
+                assert!(prev.is_none() || prev == Some(i), "{} used by {prev:?} and {i}", gateways.at(seq));
+            }
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..n_requests).collect::<Vec<_>>());
+        assert_eq!(owner.len(), 100);
+    }
+
+    #[test]
+    fn poll_plan_asks_for_the_same_gateway() {
+        let mut create = plan(HttpMethod::Post);
+        create.action = "CreateVpnConnection".into();
+        assert!(create.poll_plan(1).err().unwrap().contains("VpnGatewayId"));
+        create.params.push(("VpnGatewayId".into(), Value::List(vec!["vpn-a".into(), "vpn-b".into()])));
+        assert!(create.poll_plan(3).is_err());
+        let poll = create.poll_plan(2).unwrap();
+        assert_eq!(poll.action, "DescribeVpnGateway");
+        let names: Vec<&str> = poll.params.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["RegionId", "VpnGatewayId"]);
+        for n in 0..4 {
+            let p = poll.params_for(n, "nonce", "2026-11-22T01:46:34Z");
+            let get = |k: &str| p.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone());
+            assert_eq!(get("VpnGatewayId"), Some(create.value("VpnGatewayId").unwrap().at(n)));
+            assert_eq!(get("Format").as_deref(), Some("JSON"));
+            assert_eq!(get("RegionId").as_deref(), Some("cn-hangzhou"));
+        }
+    }
+
+    #[test]
+    fn answers_fields_and_codes() {
+        let gw = br#"{"RequestId":"r","VpnGatewayId":"vpn-a","Status":"updating"}"#;
+        assert_eq!(json_field(gw, "Status").as_deref(), Some("updating"));
+        assert_eq!(json_field(gw, "Missing"), None);
+        assert_eq!(json_field(b"<xml/>", "Status"), None);
+        let err = br#"{"RequestId":"r","HostId":"h","Code":"VpnGateway.Configuring","Message":"m"}"#;
+        assert_eq!(error_code(StatusCode::BAD_REQUEST, err), "VpnGateway.Configuring");
+        assert_eq!(error_code(StatusCode::BAD_GATEWAY, b"oops"), "HTTP 502");
+    }
+
+    #[test]
+    fn summaries() {
+        assert_eq!(Summary::of(vec![]), Summary { mean: None, p50: None, p90: None, p99: None, max: None });
+        let s = Summary::of((1..=100).rev().map(|ms| ms * 1000).collect());
+        assert_eq!((s.mean, s.p50, s.p90, s.p99, s.max), (Some(50.5), Some(50.0), Some(90.0), Some(99.0), Some(100.0)));
+        assert_eq!(s.text(), "mean 50.500  p50 50.000  p90 90.000  p99 99.000  max 100.000");
+        assert_eq!(s.json()["p99"], 99.0);
+    }
+
+    #[test]
+    fn user_params_reads_files_and_refuses_repeats() {
+        let dir = std::env::temp_dir().join(format!("gatehouse-bench-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("gateways");
+        std::fs::write(&file, "vpn-a\nvpn-b\n").unwrap();
+        let path = file.to_str().unwrap();
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["gatehouse-bench", "--access-key-id", "I", "--access-key-secret", "S", "--action", "A"];
+            argv.extend_from_slice(extra);
+            user_params(&Args::try_parse_from(argv).unwrap())
+        };
+        let p = parse(&["--param", "RegionId=r", "--param-file", &format!("VpnGatewayId={path}")]).unwrap();
+        assert_eq!(p[1], ("VpnGatewayId".into(), Value::List(vec!["vpn-a".into(), "vpn-b".into()])));
+        let repeated = parse(&["--param", "VpnGatewayId=x", "--param-file", &format!("VpnGatewayId={path}")]);
+        assert!(repeated.unwrap_err().contains("more than once"));
+        assert!(parse(&["--param-template", "Signature={n}"]).is_err());
+        assert!(parse(&["--param-file", "X=/nonexistent/gatehouse-bench"]).unwrap_err().contains("X=/nonexistent"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
