@@ -22,7 +22,8 @@ pub fn new_key_pair() -> (String, Secret) {
 }
 
 pub async fn create_account(store: &dyn Store, name: &str) -> ApiResult<Account> {
-    let valid = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+    let valid =
+        !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
     if !valid {
         return Err(ApiError::invalid_parameter("AccountName", "use 1-64 letters, digits, '-', '_', '.', '@'"));
     }
@@ -53,7 +54,10 @@ pub async fn create_key(
                 .account_by_name(&account)?
                 .ok_or_else(|| ApiError::not_found("Account.NotFound", format!("account {account} does not exist")))?;
             if tx.key(&key_id)?.is_some() {
-                return Err(ApiError::bad_request("AccessKey.AlreadyExists", format!("access key {key_id} already exists")));
+                return Err(ApiError::bad_request(
+                    "AccessKey.AlreadyExists",
+                    format!("access key {key_id} already exists"),
+                ));
             }
             tx.insert_key(&AccessKeyRow {
                 id: key_id,

@@ -78,7 +78,13 @@ impl Ctx {
                 }
                 let body = f(tx)?;
                 let response = serde_json::to_string(&body).map_err(ApiError::internal)?;
-                tx.remember_answer(account, &action, &token, &IdempotentAnswer { params_hash: hash, response }, now_ms())?;
+                tx.remember_answer(
+                    account,
+                    &action,
+                    &token,
+                    &IdempotentAnswer { params_hash: hash, response },
+                    now_ms(),
+                )?;
                 Ok(body)
             })
             .await?;

@@ -55,7 +55,8 @@ pub fn negotiate(conn: &VpnConnection, cgws: &[CustomerGateway]) -> Report {
         (true, Some(ESTABLISHED)) | (false, _) => "success",
         (true, _) => "failed",
     };
-    let learned_routes = if tunnels.iter().any(|t| t.bgp_status == "success") { conn.remote_subnets() } else { Vec::new() };
+    let learned_routes =
+        if tunnels.iter().any(|t| t.bgp_status == "success") { conn.remote_subnets() } else { Vec::new() };
     Report { tunnels, health_status, learned_routes }
 }
 
@@ -72,7 +73,8 @@ pub(crate) mod tests {
 
     pub(crate) fn spec(cgw: &str, ike: Option<&str>, bgp: Option<&str>) -> TunnelSpec {
         let key = key();
-        let d = Defaults { local_ip: "198.18.0.1", remote_ip: "203.0.113.5", national_standard: false, master_key: &key };
+        let d =
+            Defaults { local_ip: "198.18.0.1", remote_ip: "203.0.113.5", national_standard: false, master_key: &key };
         TunnelSpec {
             role: "master".into(),
             customer_gateway_id: cgw.into(),

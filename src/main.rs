@@ -21,7 +21,11 @@ use gatehouse::{api, reconciler};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "gatehouse", version, about = "Self-hostable VPN gateway service with Alibaba Cloud's VPN Gateway API")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Self-hostable VPN gateway service with Alibaba Cloud's VPN Gateway API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -173,7 +177,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("  AccessKeyId:     {id}");
         println!("  AccessKeySecret: {}", secret.expose());
     }
-    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let app = Arc::new(App {
         limiter: RateLimiter::new(config.rate_limit),
@@ -200,9 +205,9 @@ async fn shutdown() {
 fn peer_config(id: String, account: String, data: DataDir) -> anyhow::Result<()> {
     let (store, master) = open(&data)?;
     let conf = store.read(|tx| {
-        let acct = tx
-            .account_by_name(&account)?
-            .ok_or_else(|| gatehouse::api::error::ApiError::not_found("Account.NotFound", format!("account {account} does not exist")))?;
+        let acct = tx.account_by_name(&account)?.ok_or_else(|| {
+            gatehouse::api::error::ApiError::not_found("Account.NotFound", format!("account {account} does not exist"))
+        })?;
         gatehouse::actions::vpn_connections::peer_config(tx, &master, acct.id, &id)
     })?;
     print!("{conf}");
@@ -231,7 +236,8 @@ async fn keys_command(command: KeysCommand, data: DataDir) -> anyhow::Result<()>
         KeysCommand::Create { account, json } => {
             let (id, secret) = accounts::create_key(&*store, &master, &account, None).await?;
             if json {
-                let out = serde_json::json!({"AccountName": account, "AccessKeyId": id, "AccessKeySecret": secret.expose()});
+                let out =
+                    serde_json::json!({"AccountName": account, "AccessKeyId": id, "AccessKeySecret": secret.expose()});
                 println!("{out}");
             } else {
                 println!("AccessKeyId:     {id}\nAccessKeySecret: {}", secret.expose());

@@ -222,9 +222,9 @@ fn secret(psk: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Sealed;
     use crate::api::params::Params;
     use crate::secret::MasterKey;
+    use crate::secret::Sealed;
 
     fn ike(version: &str, mode: &str) -> IkeConfig {
         let key = MasterKey::from_hex(&"ab".repeat(32)).unwrap();

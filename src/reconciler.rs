@@ -69,7 +69,9 @@ async fn pass(app: &Arc<App>) -> ApiResult<bool> {
 /// One step of one task, in one transaction.
 fn step(tx: &mut dyn Tx, task: &Task, delay_ms: i64) -> ApiResult<()> {
     let next = match task.kind.as_str() {
-        VpnGateway::KIND => vpn_gateways::advance(tx, task.account_id, &task.resource_id, &task.op, task.step, delay_ms)?,
+        VpnGateway::KIND => {
+            vpn_gateways::advance(tx, task.account_id, &task.resource_id, &task.op, task.step, delay_ms)?
+        }
         other => return Err(ApiError::internal(format!("no lifecycle for kind {other}"))),
     };
     match next {

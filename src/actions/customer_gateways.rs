@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::rules::{page_body, check_description, check_name, new_id, tags_json};
+use super::rules::{check_description, check_name, new_id, page_body, tags_json};
 use super::{vpn_connections, vpn_gateways};
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::{Body, Ctx};
@@ -156,7 +156,10 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
         };
         let taken = tx.count(&ListQuery { unique_key: Some(ip_address.clone()), ..in_region.clone() })?;
         if taken > 0 {
-            return Err(ApiError::bad_request("InvalidIpAddress.AlreadyExist", "Specified IpAddress is already exist."));
+            return Err(ApiError::bad_request(
+                "InvalidIpAddress.AlreadyExist",
+                "Specified IpAddress is already exist.",
+            ));
         }
         if tx.count(&in_region)? >= quota {
             return Err(ApiError::bad_request("Resource.QuotaFull", "The quota of resource is full"));
@@ -230,7 +233,7 @@ pub async fn describe_one(ctx: Ctx) -> ApiResult<Body> {
     let id = ctx.params.required("CustomerGatewayId")?;
     ctx.store().read(|tx| {
         let cgw = find(tx, ctx.account_id, &region.id, &id)?;
-        let tags = tx.tags_of(CustomerGateway::KIND, ctx.account_id, &[cgw.id.clone()])?;
+        let tags = tx.tags_of(CustomerGateway::KIND, ctx.account_id, std::slice::from_ref(&cgw.id))?;
         cgw.describe(&ctx.app.master_key, tags.get(&cgw.id))
     })
 }

@@ -59,8 +59,7 @@ pub fn page_body(total: u64, page: Page, list: &str, item: &str, items: Vec<Valu
 
 /// User tags as the wire shows them: `{"Tag": [{"Key", "Value"}]}`.
 pub fn tags_json(tags: Option<&Vec<(String, String)>>) -> Value {
-    let list: Vec<Value> =
-        tags.into_iter().flatten().map(|(k, v)| json!({"Key": k, "Value": v})).collect();
+    let list: Vec<Value> = tags.into_iter().flatten().map(|(k, v)| json!({"Key": k, "Value": v})).collect();
     json!({ "Tag": list })
 }
 

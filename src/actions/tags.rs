@@ -93,7 +93,12 @@ pub async fn tag_resources(ctx: Ctx) -> ApiResult<Body> {
                 ));
             }
             for (key, value) in &tags {
-                let b = TagBinding { kind: kind.to_string(), resource_id: id.clone(), key: key.clone(), value: value.clone() };
+                let b = TagBinding {
+                    kind: kind.to_string(),
+                    resource_id: id.clone(),
+                    key: key.clone(),
+                    value: value.clone(),
+                };
                 tx.set_tag(&b, account_id)?;
             }
         }
@@ -115,7 +120,7 @@ pub async fn untag_resources(ctx: Ctx) -> ApiResult<Body> {
     ctx.write_once(move |tx| {
         for id in &ids {
             // Like the real service, resources that do not exist (here) are passed over.
-            if !tx.get(kind, account_id, id)?.is_some_and(|r| r.region_id == region.id) {
+            if tx.get(kind, account_id, id)?.is_none_or(|r| r.region_id != region.id) {
                 continue;
             }
             if !keys.is_empty() {

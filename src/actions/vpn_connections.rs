@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::customer_gateways::{self, CustomerGateway};
 use super::ipsec::{self, BgpConfig, Defaults, HealthCheckConfig, IkeConfig, IpsecConfig, TunnelSpec};
-use super::rules::{page_body, new_id, tags_json};
+use super::rules::{new_id, page_body, tags_json};
 use super::tags::check_tag;
 use super::vpn_gateways::{self, VpnGateway};
 use super::vpn_routes;
@@ -97,7 +97,12 @@ impl VpnConnection {
 
     /// The fields every view of a connection shares. `cgws` resolves customer gateways (for the
     /// peer ASN and BGP key); tags are the user's.
-    fn describe(&self, key: &MasterKey, cgws: &[CustomerGateway], tags: Option<&Vec<(String, String)>>) -> ApiResult<Body> {
+    fn describe(
+        &self,
+        key: &MasterKey,
+        cgws: &[CustomerGateway],
+        tags: Option<&Vec<(String, String)>>,
+    ) -> ApiResult<Body> {
         let main = self.main_tunnel();
         let cgw_of = |id: &str| cgws.iter().find(|c| c.id == id);
         let peer = |t: &Tunnel| cgw_of(&t.spec.customer_gateway_id);
@@ -143,7 +148,13 @@ fn bgp_peer(cgw: Option<&CustomerGateway>, key: &MasterKey) -> ApiResult<(Option
 }
 
 /// One tunnel as Describe shows it. Its scalars are strings, as the SDKs' tunnel models type them.
-fn tunnel_view(t: &Tunnel, index: usize, state: &str, key: &MasterKey, cgw: Option<&CustomerGateway>) -> ApiResult<Value> {
+fn tunnel_view(
+    t: &Tunnel,
+    index: usize,
+    state: &str,
+    key: &MasterKey,
+    cgw: Option<&CustomerGateway>,
+) -> ApiResult<Value> {
     let mut v = t.spec.wire(key, &t.bgp_status, cgw.and_then(|c| c.asn))?;
     v.insert("TunnelId".into(), json!(t.id));
     v.insert("TunnelIndex".into(), json!((index + 1).to_string()));
@@ -154,7 +165,10 @@ fn tunnel_view(t: &Tunnel, index: usize, state: &str, key: &MasterKey, cgw: Opti
 }
 
 fn not_found() -> ApiError {
-    ApiError::not_found("InvalidVpnConnectionInstanceId.NotFound", "The specified vpn connection instance id does not exist.")
+    ApiError::not_found(
+        "InvalidVpnConnectionInstanceId.NotFound",
+        "The specified vpn connection instance id does not exist.",
+    )
 }
 
 /// The caller's connection in `region`, or `InvalidVpnConnectionInstanceId.NotFound`.
@@ -173,7 +187,12 @@ pub fn of_gateway(tx: &dyn Tx, gw: &VpnGateway) -> ApiResult<Vec<VpnConnection>>
 }
 
 /// The caller's connections in `region` that use the customer gateway `cgw_id`.
-pub fn using_customer_gateway(tx: &dyn Tx, account_id: i64, region: &str, cgw_id: &str) -> ApiResult<Vec<VpnConnection>> {
+pub fn using_customer_gateway(
+    tx: &dyn Tx,
+    account_id: i64,
+    region: &str,
+    cgw_id: &str,
+) -> ApiResult<Vec<VpnConnection>> {
     let all: Vec<VpnConnection> = tx.list_as(&ListQuery {
         kind: VpnConnection::KIND,
         account_id,
@@ -197,7 +216,10 @@ fn check_connection_name(name: &str) -> ApiResult<()> {
     if (1..=100).contains(&n) && !name.starts_with("http://") && !name.starts_with("https://") {
         Ok(())
     } else {
-        Err(ApiError::bad_request("InvalidParameter.VpnConnectionName", "The specified vpn connection name is invalid."))
+        Err(ApiError::bad_request(
+            "InvalidParameter.VpnConnectionName",
+            "The specified vpn connection name is invalid.",
+        ))
     }
 }
 
@@ -213,11 +235,15 @@ fn request_tags(p: &Params) -> ApiResult<Vec<(String, String)>> {
         .map(|(k, v)| {
             let v = v.unwrap_or_default();
             check_tag(&k, &v).map_err(|e| {
-                let code = if e.code == "InvalidTagKey" { "InvalidParameter.TagKey" } else { "InvalidParameter.TagValue" };
+                let code =
+                    if e.code == "InvalidTagKey" { "InvalidParameter.TagKey" } else { "InvalidParameter.TagValue" };
                 ApiError::bad_request(code, e.message)
             })?;
             if !seen.insert(k.clone()) {
-                return Err(ApiError::bad_request("Duplicated.TagKey", "The specified parameter TagKey is duplicated."));
+                return Err(ApiError::bad_request(
+                    "Duplicated.TagKey",
+                    "The specified parameter TagKey is duplicated.",
+                ));
             }
             Ok((k, v))
         })
@@ -532,7 +558,10 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
         }
         if conn.dual_tunnel {
             if let Some(name) = req.single_tunnel_only() {
-                return Err(ApiError::invalid_parameter(name, "configure the tunnels of a dual-tunnel connection in TunnelOptionsSpecification"));
+                return Err(ApiError::invalid_parameter(
+                    name,
+                    "configure the tunnels of a dual-tunnel connection in TunnelOptionsSpecification",
+                ));
             }
             let cgw_ip = |id: &str| customer_gateways::find(tx, account_id, &region.id, id).map(|c| c.ip_address);
             for t in &mut conn.tunnels {
@@ -540,7 +569,8 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
             }
         } else {
             let t = &mut conn.tunnels[0];
-            let remote_ip = customer_gateways::find(tx, account_id, &region.id, &t.spec.customer_gateway_id)?.ip_address;
+            let remote_ip =
+                customer_gateways::find(tx, account_id, &region.id, &t.spec.customer_gateway_id)?.ip_address;
             let d = Defaults {
                 local_ip: &gw.internet_ip,
                 remote_ip: &remote_ip,
@@ -571,7 +601,7 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
         tx.update_as(&conn)?;
         vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay.as_millis() as i64)?;
         let cgws = customer_gateways_of(tx, account_id, std::slice::from_ref(&conn))?;
-        let tags = tx.tags_of(VpnConnection::KIND, account_id, &[conn.id.clone()])?;
+        let tags = tx.tags_of(VpnConnection::KIND, account_id, std::slice::from_ref(&conn.id))?;
         conn.describe(key, &cgws, tags.get(&conn.id))
     })
     .await
@@ -584,7 +614,7 @@ pub async fn describe_one(ctx: Ctx) -> ApiResult<Body> {
     ctx.store().read(|tx| {
         let conn = find(tx, ctx.account_id, &region.id, &id)?;
         let cgws = customer_gateways_of(tx, ctx.account_id, std::slice::from_ref(&conn))?;
-        let tags = tx.tags_of(VpnConnection::KIND, ctx.account_id, &[conn.id.clone()])?;
+        let tags = tx.tags_of(VpnConnection::KIND, ctx.account_id, std::slice::from_ref(&conn.id))?;
         conn.describe(key, &cgws, tags.get(&conn.id))
     })
 }
@@ -793,7 +823,11 @@ mod tests {
         store
             .write(move |tx| {
                 tx.insert_as(&g)?;
-                for (id, ip, asn) in [("cgw-1", "203.0.113.5", Some(65001)), ("cgw-2", "203.0.113.6", None), ("cgw-gw", "198.18.0.1", None)] {
+                for (id, ip, asn) in [
+                    ("cgw-1", "203.0.113.5", Some(65001)),
+                    ("cgw-2", "203.0.113.6", None),
+                    ("cgw-gw", "198.18.0.1", None),
+                ] {
                     tx.insert_as(&CustomerGateway {
                         id: id.into(),
                         account_id: 1,
@@ -821,7 +855,12 @@ mod tests {
     async fn cross_resource_rules() {
         let (store, gw, dir) = world().await;
         let bgp = |cidr: &str| format!(r#"{{"EnableBgp": true, "TunnelCidr": "{cidr}"}}"#);
-        let first = connection("a", spec("cgw-1", Some(r#"{"Psk": "one"}"#), Some(&bgp("169.254.10.0/30"))), "10.0.0.0/16", "192.168.0.0/24");
+        let first = connection(
+            "a",
+            spec("cgw-1", Some(r#"{"Psk": "one"}"#), Some(&bgp("169.254.10.0/30"))),
+            "10.0.0.0/16",
+            "192.168.0.0/24",
+        );
         assert_eq!(check(&store, &gw, &first), Ok(()));
         let stored = first.clone();
         store.write(move |tx| tx.insert_as(&stored)).await.unwrap();
@@ -830,12 +869,20 @@ mod tests {
         assert_eq!(check(&store, &gw, &c).unwrap_err(), "CustomerGateway.ConflictVpnIp");
         let c = connection("b", spec("cgw-2", None, Some(&bgp("169.254.11.0/30"))), "10.0.0.0/16", "192.168.9.0/24");
         assert_eq!(check(&store, &gw, &c).unwrap_err(), "MissingParam.CustomerGatewayAsn");
-        let c = connection("b", spec("cgw-1", Some(r#"{"Psk": "one"}"#), Some(&bgp("169.254.10.0/30"))), "10.0.0.0/16", "192.168.9.0/24");
+        let c = connection(
+            "b",
+            spec("cgw-1", Some(r#"{"Psk": "one"}"#), Some(&bgp("169.254.10.0/30"))),
+            "10.0.0.0/16",
+            "192.168.9.0/24",
+        );
         assert_eq!(check(&store, &gw, &c).unwrap_err(), "IllegalParam.TunnelCidr");
         let c = connection("b", spec("cgw-1", Some(r#"{"Psk": "two"}"#), None), "10.0.0.0/16", "192.168.9.0/24");
         assert_eq!(check(&store, &gw, &c).unwrap_err(), "VpnConnectionParamInvalid.SameVpnAndCgwDifferentIkeConfigs");
         let c = connection("b", spec("cgw-1", Some(r#"{"Psk": "one"}"#), None), "10.0.1.0/24", "192.168.0.128/25");
-        assert_eq!(check(&store, &gw, &c).unwrap_err(), "VpnConnectionParamInvalid.SameVpnAndCgwTrafficSelectorOverlap");
+        assert_eq!(
+            check(&store, &gw, &c).unwrap_err(),
+            "VpnConnectionParamInvalid.SameVpnAndCgwTrafficSelectorOverlap"
+        );
         // Same peer, same IKE, selectors apart: fine. A different peer may overlap freely.
         let c = connection("b", spec("cgw-1", Some(r#"{"Psk": "one"}"#), None), "10.0.0.0/16", "192.168.1.0/24");
         assert_eq!(check(&store, &gw, &c), Ok(()));

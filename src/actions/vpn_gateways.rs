@@ -8,7 +8,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::rules::{page_body, check_description, check_name, new_id, tags_json};
+use super::rules::{check_description, check_name, new_id, page_body, tags_json};
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::{Body, Ctx};
 use crate::store::{now_ms, ListQuery, Resource, Tx, TxExt};
@@ -142,7 +142,11 @@ pub fn begin_update(tx: &mut dyn Tx, gw: &mut VpnGateway, delay_ms: i64) -> ApiR
 /// The caller's gateway in `region`, or `InvalidVpnGatewayInstanceId.NotFound` with `status`.
 pub fn find(tx: &dyn Tx, account_id: i64, region: &str, id: &str, status: u16) -> ApiResult<VpnGateway> {
     tx.get_as::<VpnGateway>(account_id, id)?.filter(|g| g.region_id == region).ok_or_else(|| {
-        ApiError::new(status, "InvalidVpnGatewayInstanceId.NotFound", "The specified vpn gateway instance id does not exist.")
+        ApiError::new(
+            status,
+            "InvalidVpnGatewayInstanceId.NotFound",
+            "The specified vpn gateway instance id does not exist.",
+        )
     })
 }
 
@@ -290,7 +294,7 @@ pub async fn describe_one(ctx: Ctx) -> ApiResult<Body> {
     let reservation = ctx.params.bool("IncludeReservationData")?.unwrap_or(false);
     ctx.store().read(|tx| {
         let gw = find(tx, ctx.account_id, &region.id, &id, 404)?;
-        let tags = tx.tags_of(VpnGateway::KIND, ctx.account_id, &[gw.id.clone()])?;
+        let tags = tx.tags_of(VpnGateway::KIND, ctx.account_id, std::slice::from_ref(&gw.id))?;
         Ok(gw.describe(tags.get(&gw.id), reservation))
     })
 }
@@ -350,7 +354,14 @@ pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
 }
 
 /// One step of a gateway's lifecycle task; returns the next step's due time, or None when done.
-pub fn advance(tx: &mut dyn Tx, account_id: i64, id: &str, op: &str, step: i64, delay_ms: i64) -> ApiResult<Option<i64>> {
+pub fn advance(
+    tx: &mut dyn Tx,
+    account_id: i64,
+    id: &str,
+    op: &str,
+    step: i64,
+    delay_ms: i64,
+) -> ApiResult<Option<i64>> {
     let Some(mut gw) = tx.get_as::<VpnGateway>(account_id, id)? else { return Ok(None) };
     match (op, step) {
         ("create", 0) => {

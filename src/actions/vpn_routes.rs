@@ -382,7 +382,10 @@ fn gateway_not_found() -> ApiError {
 }
 
 fn connection_not_found() -> ApiError {
-    ApiError::not_found("InvalidVpnConnectionInstanceId.NotFound", "The specified vpn connection instance id does not exist.")
+    ApiError::not_found(
+        "InvalidVpnConnectionInstanceId.NotFound",
+        "The specified vpn connection instance id does not exist.",
+    )
 }
 
 /// A route the request identifies does not exist (undocumented: the documents list no code).
@@ -432,7 +435,10 @@ fn dry_run_passed() -> ApiError {
 fn policy_quota_exceeded(existing: u64, to_create: u64, max: u64) -> ApiError {
     if to_create > max {
         // The connection alone needs more routes than a gateway may hold.
-        return ApiError::bad_request("CreatePbrRoutesQuotaFull.QuotaFull", "The number of policy routes exceeds the quota limit.");
+        return ApiError::bad_request(
+            "CreatePbrRoutesQuotaFull.QuotaFull",
+            "The number of policy routes exceeds the quota limit.",
+        );
     }
     ApiError::bad_request(
         "QuotaExceeded.PolicyBasedRoute",
@@ -471,7 +477,10 @@ pub fn parse_cidr(name: &str, v: &str) -> ApiResult<Ipv4Net> {
     let net: Ipv4Net =
         v.trim().parse().map_err(|_| ApiError::invalid_parameter(name, format!("{v:?} is not an IPv4 CIDR block")))?;
     if net.trunc() != net {
-        return Err(ApiError::invalid_parameter(name, format!("{v:?} has host bits set (the block is {})", net.trunc())));
+        return Err(ApiError::invalid_parameter(
+            name,
+            format!("{v:?} has host bits set (the block is {})", net.trunc()),
+        ));
     }
     Ok(net)
 }
@@ -610,8 +619,11 @@ fn delete_routes<K: RouteKind>(
 
 /// The CIDR blocks a gateway has published into its VPC's route table.
 fn published_dests(tx: &dyn Tx, account_id: i64, gw_id: &str) -> ApiResult<BTreeSet<String>> {
-    let mut out: BTreeSet<String> =
-        routes::<Destination>(tx, account_id, gw_id)?.into_iter().filter(|r| r.published).map(|r| r.route_dest).collect();
+    let mut out: BTreeSet<String> = routes::<Destination>(tx, account_id, gw_id)?
+        .into_iter()
+        .filter(|r| r.published)
+        .map(|r| r.route_dest)
+        .collect();
     out.extend(routes::<Policy>(tx, account_id, gw_id)?.into_iter().filter(|r| r.published).map(|r| r.route_dest));
     Ok(out)
 }
@@ -853,7 +865,8 @@ pub async fn publish(ctx: Ctx) -> ApiResult<Body> {
     let dest = cidr_param(p, "RouteDest")?;
     let hop = p.required("NextHop")?;
     // Documented in lower case; the documented example sends `PBR`.
-    let route_type = p.enumeration("RouteType", &["pbr", "dbr"])?.ok_or_else(|| ApiError::missing_parameter("RouteType"))?;
+    let route_type =
+        p.enumeration("RouteType", &["pbr", "dbr"])?.ok_or_else(|| ApiError::missing_parameter("RouteType"))?;
     let publish = publish_param(p)?;
     let quota = ctx.app.config.quotas.destination_routes;
     change_gateway(&ctx, region, gw_id, move |tx, gw| {
@@ -869,9 +882,18 @@ pub async fn publish(ctx: Ctx) -> ApiResult<Body> {
 
 /// Publishes (or withdraws) every route of kind `K` to `dest` through `hop`: policy routes are
 /// named without their source, so the change applies to every match.
-fn set_published<K: RouteKind>(tx: &mut dyn Tx, gw: &VpnGateway, dest: &str, hop: &str, publish: bool, quota: u64) -> ApiResult<()> {
-    let hits: Vec<Route<K>> =
-        routes::<K>(tx, gw.account_id, &gw.id)?.into_iter().filter(|r| r.route_dest == dest && r.next_hop == hop).collect();
+fn set_published<K: RouteKind>(
+    tx: &mut dyn Tx,
+    gw: &VpnGateway,
+    dest: &str,
+    hop: &str,
+    publish: bool,
+    quota: u64,
+) -> ApiResult<()> {
+    let hits: Vec<Route<K>> = routes::<K>(tx, gw.account_id, &gw.id)?
+        .into_iter()
+        .filter(|r| r.route_dest == dest && r.next_hop == hop)
+        .collect();
     if hits.is_empty() {
         return Err(route_not_found());
     }
@@ -912,7 +934,9 @@ pub fn add_connection_routes(tx: &mut dyn Tx, conn: &VpnConnection, quotas: &Quo
 pub fn remove_connection_routes(tx: &mut dyn Tx, account_id: i64, conn_id: &str, auto_only: bool) -> ApiResult<()> {
     let Some(conn) = tx.get_as::<VpnConnection>(account_id, conn_id)? else { return Ok(()) };
     let gw_id = &conn.vpn_gateway_id;
-    delete_routes::<Policy>(tx, account_id, gw_id, |r| r.next_hop == conn_id && (!auto_only || r.origin == Origin::Auto))?;
+    delete_routes::<Policy>(tx, account_id, gw_id, |r| {
+        r.next_hop == conn_id && (!auto_only || r.origin == Origin::Auto)
+    })?;
     if !auto_only {
         delete_routes::<Destination>(tx, account_id, gw_id, |r| r.next_hop == conn_id)?;
     }
@@ -963,7 +987,8 @@ pub fn record_learned_routes(tx: &mut dyn Tx, account_id: i64, conn_id: &str, pr
     }
     let (scope, now) = (Scope::of(&gw), now_ms());
     for dest in new {
-        let kind = Destination { as_path: peer_asn.map(|a| a.to_string()).unwrap_or_default(), community: String::new() };
+        let kind =
+            Destination { as_path: peer_asn.map(|a| a.to_string()).unwrap_or_default(), community: String::new() };
         tx.insert_as(&Route {
             published: gw.auto_propagate,
             ..Route::new(&scope, kind, Origin::Bgp, dest, conn_id.to_string(), now)
@@ -1057,7 +1082,10 @@ mod tests {
         let planned = plan_connection_routes(&scope(), &[], "vco-1", &pairs, 100, 7).unwrap();
         assert_eq!(planned.len(), 2);
         let r = &planned[0];
-        assert_eq!((r.kind.route_source.as_str(), r.route_dest.as_str(), r.next_hop.as_str()), ("10.0.0.0/24", "192.168.0.0/24", "vco-1"));
+        assert_eq!(
+            (r.kind.route_source.as_str(), r.route_dest.as_str(), r.next_hop.as_str()),
+            ("10.0.0.0/24", "192.168.0.0/24", "vco-1")
+        );
         assert_eq!((r.weight, r.kind.priority, r.published, r.origin, r.created_ms), (100, 10, true, Origin::Auto, 7));
         assert_eq!(r.id, pbr_id("vpn-a", "10.0.0.0/24", "192.168.0.0/24", "vco-1"));
     }
@@ -1085,7 +1113,10 @@ mod tests {
         assert_eq!(e.code, "VpnRouteEntry.Conflict");
         // ... as standby: this connection becomes the active one.
         let standby = pbr("10.0.0.0/24", "192.168.0.0/24", "vco-3", 0, 10);
-        assert_eq!(plan_connection_routes(&scope(), std::slice::from_ref(&standby), "vco-1", &pairs, 100, 0).unwrap().len(), 1);
+        assert_eq!(
+            plan_connection_routes(&scope(), std::slice::from_ref(&standby), "vco-1", &pairs, 100, 0).unwrap().len(),
+            1
+        );
         // ... both: no room.
         let e = plan_connection_routes(&scope(), &[active, standby], "vco-1", &pairs, 100, 0).unwrap_err();
         assert_eq!(e.code, "VpnRouteEntry.BackupRoute");
@@ -1137,7 +1168,9 @@ mod tests {
         assert_eq!(v["VpnInstanceId"], "vpn-a");
         assert!(v.get("AsPath").is_none());
         let c = r.created();
-        for f in ["NextHop", "Weight", "RouteDest", "Description", "State", "CreateTime", "OverlayMode", "VpnInstanceId"] {
+        for f in
+            ["NextHop", "Weight", "RouteDest", "Description", "State", "CreateTime", "OverlayMode", "VpnInstanceId"]
+        {
             assert!(c.contains_key(f), "{f}");
         }
         r.origin = Origin::Bgp;
@@ -1158,7 +1191,10 @@ mod tests {
     fn stored_documents_keep_the_kind_fields_flat() {
         let r = pbr("192.168.0.0/24", "10.0.0.0/24", "vco-1", 100, 20);
         let doc = serde_json::to_value(&r).unwrap();
-        assert_eq!((&doc["route_source"], &doc["priority"], &doc["route_dest"]), (&json!("192.168.0.0/24"), &json!(20), &json!("10.0.0.0/24")));
+        assert_eq!(
+            (&doc["route_source"], &doc["priority"], &doc["route_dest"]),
+            (&json!("192.168.0.0/24"), &json!(20), &json!("10.0.0.0/24"))
+        );
         assert_eq!(serde_json::from_value::<VpnPbrRouteEntry>(doc).unwrap(), r);
         let l = learned("10.1.0.0/24", "vco-1", Origin::Bgp);
         let doc = serde_json::to_value(&l).unwrap();

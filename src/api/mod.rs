@@ -38,7 +38,13 @@ async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: 
     let body_params = if is_form(&headers, &body) { auth::decode_form(&body) } else { Vec::new() };
     let params = Params::merged(&query, &body_params);
     let format = Format::from_param(params.get("Format"));
-    let parts = auth::SignedParts { method: method.as_str(), query: &query, body_params: &body_params, headers: &headers, body: &body };
+    let parts = auth::SignedParts {
+        method: method.as_str(),
+        query: &query,
+        body_params: &body_params,
+        headers: &headers,
+        body: &body,
+    };
     let action = header_or_param(&params, &headers, "Action", "x-acs-action");
     match serve(app, &parts, params, action.clone(), request_id.clone()).await {
         Ok(out) => render::success(format, action.as_deref().unwrap_or(""), &request_id, out),
@@ -67,7 +73,10 @@ async fn serve(
     }
     let action = action.ok_or_else(|| ApiError::missing_parameter("Action"))?;
     if !actions::exists(&action) {
-        return Err(ApiError::not_found("InvalidAction.NotFound", "Specified api is not found, please check your url and method."));
+        return Err(ApiError::not_found(
+            "InvalidAction.NotFound",
+            "Specified api is not found, please check your url and method.",
+        ));
     }
     let account_id = authenticate(&app, parts).await?;
     app.limiter.check(account_id)?;

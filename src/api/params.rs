@@ -12,9 +12,24 @@ use super::error::{ApiError, ApiResult};
 /// Common parameters: consumed by the protocol layer, never by an action, and left out of the
 /// ClientToken fingerprint.
 pub const COMMON: &[&str] = &[
-    "Action", "Version", "Format", "AccessKeyId", "Signature", "SignatureMethod", "SignatureVersion",
-    "SignatureNonce", "SignatureType", "Timestamp", "SecurityToken", "OwnerId", "OwnerAccount",
-    "ResourceOwnerId", "ResourceOwnerAccount", "ClientToken", "callerUid", "RequestId",
+    "Action",
+    "Version",
+    "Format",
+    "AccessKeyId",
+    "Signature",
+    "SignatureMethod",
+    "SignatureVersion",
+    "SignatureNonce",
+    "SignatureType",
+    "Timestamp",
+    "SecurityToken",
+    "OwnerId",
+    "OwnerAccount",
+    "ResourceOwnerId",
+    "ResourceOwnerAccount",
+    "ClientToken",
+    "callerUid",
+    "RequestId",
 ];
 
 #[derive(Debug, Clone, Default)]
@@ -91,11 +106,9 @@ impl Params {
     pub fn enumeration(&self, name: &str, allowed: &[&'static str]) -> ApiResult<Option<&'static str>> {
         self.get(name)
             .map(|v| {
-                allowed
-                    .iter()
-                    .find(|a| a.eq_ignore_ascii_case(v))
-                    .copied()
-                    .ok_or_else(|| ApiError::invalid_parameter(name, format!("{v:?} is not one of {}", allowed.join(", "))))
+                allowed.iter().find(|a| a.eq_ignore_ascii_case(v)).copied().ok_or_else(|| {
+                    ApiError::invalid_parameter(name, format!("{v:?} is not one of {}", allowed.join(", ")))
+                })
             })
             .transpose()
     }

@@ -44,10 +44,7 @@ pub fn success(format: Format, action: &str, request_id: &str, body: Map<String,
 }
 
 pub fn error(format: Format, request_id: &str, e: &ApiError) -> Response {
-    let recommend = format!(
-        "https://api.aliyun.com/troubleshoot?q={}&product=Vpc&requestId={request_id}",
-        e.code
-    );
+    let recommend = format!("https://api.aliyun.com/troubleshoot?q={}&product=Vpc&requestId={request_id}", e.code);
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match format {
         Format::Json => {

@@ -113,7 +113,8 @@ pub trait Tx {
     fn delete(&mut self, kind: &'static str, account_id: i64, id: &str) -> ApiResult<()>;
 
     // Tags.
-    fn tags_of(&self, kind: &str, account_id: i64, ids: &[String]) -> ApiResult<HashMap<String, Vec<(String, String)>>>;
+    fn tags_of(&self, kind: &str, account_id: i64, ids: &[String])
+        -> ApiResult<HashMap<String, Vec<(String, String)>>>;
     fn set_tag(&mut self, b: &TagBinding, account_id: i64) -> ApiResult<()>;
     /// Removes the given keys (all keys when `keys` is None) from one resource.
     fn remove_tags(&mut self, kind: &str, account_id: i64, id: &str, keys: Option<&[String]>) -> ApiResult<()>;
@@ -127,7 +128,14 @@ pub trait Tx {
 
     // ClientToken idempotency.
     fn idempotent_answer(&self, account_id: i64, action: &str, token: &str) -> ApiResult<Option<IdempotentAnswer>>;
-    fn remember_answer(&mut self, account_id: i64, action: &str, token: &str, answer: &IdempotentAnswer, now_ms: i64) -> ApiResult<()>;
+    fn remember_answer(
+        &mut self,
+        account_id: i64,
+        action: &str,
+        token: &str,
+        answer: &IdempotentAnswer,
+        now_ms: i64,
+    ) -> ApiResult<()>;
 
     // Replay protection: false when the nonce was already used by this key.
     fn use_nonce(&mut self, access_key_id: &str, nonce: &str, expires_ms: i64) -> ApiResult<bool>;
@@ -195,14 +203,17 @@ impl dyn Store {
         f: impl FnOnce(&mut dyn Tx) -> ApiResult<T> + Send + 'static,
     ) -> impl Future<Output = ApiResult<T>> + Send + 'static {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(durability, Box::new(move |t: &mut dyn Tx| {
-            let result = f(t);
-            let keep = result.is_ok();
-            let reply: Reply = Box::new(move |committed| {
-                let _ = tx.send(committed.and(result));
-            });
-            (keep, reply)
-        }));
+        self.submit(
+            durability,
+            Box::new(move |t: &mut dyn Tx| {
+                let result = f(t);
+                let keep = result.is_ok();
+                let reply: Reply = Box::new(move |committed| {
+                    let _ = tx.send(committed.and(result));
+                });
+                (keep, reply)
+            }),
+        );
         async move { rx.await.map_err(|_| ApiError::internal("the writer stopped before answering"))? }
     }
 }

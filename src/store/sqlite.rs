@@ -146,8 +146,7 @@ impl SqliteStore {
         if let Some(c) = self.readers.lock().expect("reader pool").pop() {
             return Ok(c);
         }
-        let c = Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(db_err)?;
+        let c = Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(db_err)?;
         c.execute_batch("PRAGMA busy_timeout = 10000;").map_err(db_err)?;
         Ok(c)
     }
@@ -179,7 +178,10 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let done: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
         tx.execute_batch(sql)?;
-        tx.execute("INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, ?2)", params![i as i64 + 1, now_ms()])?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, ?2)",
+            params![i as i64 + 1, now_ms()],
+        )?;
     }
     tx.commit()?;
     Ok(())
@@ -342,7 +344,9 @@ impl Tx for SqliteTx<'_> {
     fn get(&self, kind: &'static str, account_id: i64, id: &str) -> ApiResult<Option<Record>> {
         let mut st = self
             .conn
-            .prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM resources WHERE kind = ?1 AND account_id = ?2 AND id = ?3"))
+            .prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM resources WHERE kind = ?1 AND account_id = ?2 AND id = ?3"
+            ))
             .map_err(db_err)?;
         st.query_row(params![kind, account_id, id], |row| record_from_row(kind, row)).optional().map_err(db_err)
     }
@@ -368,24 +372,32 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn count(&self, q: &ListQuery) -> ApiResult<u64> {
-        let whole_region = q.ids.is_empty() && q.parent_id.is_none() && q.unique_key.is_none() && q.status.is_none() && q.tags.is_empty();
+        let whole_region = q.ids.is_empty()
+            && q.parent_id.is_none()
+            && q.unique_key.is_none()
+            && q.status.is_none()
+            && q.tags.is_empty();
         if let (true, Some(region)) = (whole_region, &q.region_id) {
             let mut st = self
                 .conn
                 .prepare_cached("SELECT n FROM resource_counts WHERE account_id = ?1 AND kind = ?2 AND region_id = ?3")
                 .map_err(db_err)?;
-            let n: Option<i64> = st.query_row(params![q.account_id, q.kind, region], |r| r.get(0)).optional().map_err(db_err)?;
+            let n: Option<i64> =
+                st.query_row(params![q.account_id, q.kind, region], |r| r.get(0)).optional().map_err(db_err)?;
             return Ok(n.unwrap_or(0) as u64);
         }
         let (filter, args) = list_filter(q);
-        let mut st = self.conn.prepare_cached(&format!("SELECT COUNT(*) FROM resources r WHERE {filter}")).map_err(db_err)?;
+        let mut st =
+            self.conn.prepare_cached(&format!("SELECT COUNT(*) FROM resources r WHERE {filter}")).map_err(db_err)?;
         st.query_row(params_from_iter(args), |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(db_err)
     }
 
     fn insert(&mut self, rec: &Record) -> ApiResult<()> {
         let mut st = self
             .conn
-            .prepare_cached(&format!("INSERT INTO resources ({RECORD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))
+            .prepare_cached(&format!(
+                "INSERT INTO resources ({RECORD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ))
             .map_err(db_err)?;
         st.execute(params![
             rec.kind,
@@ -412,7 +424,16 @@ impl Tx for SqliteTx<'_> {
             )
             .map_err(db_err)?;
         let n = st
-            .execute(params![rec.kind, rec.account_id, rec.id, rec.parent_id, rec.unique_key, rec.status, rec.name, rec.body])
+            .execute(params![
+                rec.kind,
+                rec.account_id,
+                rec.id,
+                rec.parent_id,
+                rec.unique_key,
+                rec.status,
+                rec.name,
+                rec.body
+            ])
             .map_err(db_err)?;
         if n == 0 {
             return Err(ApiError::internal(format!("update of missing {} {}", rec.kind, rec.id)));
@@ -432,7 +453,12 @@ impl Tx for SqliteTx<'_> {
         self.remove_tags(kind, account_id, id, None)
     }
 
-    fn tags_of(&self, kind: &str, account_id: i64, ids: &[String]) -> ApiResult<HashMap<String, Vec<(String, String)>>> {
+    fn tags_of(
+        &self,
+        kind: &str,
+        account_id: i64,
+        ids: &[String],
+    ) -> ApiResult<HashMap<String, Vec<(String, String)>>> {
         let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
         if ids.is_empty() {
             return Ok(out);
@@ -475,7 +501,9 @@ impl Tx for SqliteTx<'_> {
             Some(keys) => {
                 let mut st = self
                     .conn
-                    .prepare_cached("DELETE FROM tags WHERE account_id = ?1 AND kind = ?2 AND resource_id = ?3 AND key = ?4")
+                    .prepare_cached(
+                        "DELETE FROM tags WHERE account_id = ?1 AND kind = ?2 AND resource_id = ?3 AND key = ?4",
+                    )
                     .map_err(db_err)?;
                 for k in keys {
                     st.execute(params![account_id, kind, id, k]).map_err(db_err)?;
@@ -489,7 +517,9 @@ impl Tx for SqliteTx<'_> {
 
     fn add_task(&mut self, account_id: i64, kind: &str, resource_id: &str, op: &str, due_ms: i64) -> ApiResult<()> {
         self.conn
-            .prepare_cached("INSERT INTO tasks (account_id, kind, resource_id, op, step, due_ms) VALUES (?1, ?2, ?3, ?4, 0, ?5)")
+            .prepare_cached(
+                "INSERT INTO tasks (account_id, kind, resource_id, op, step, due_ms) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+            )
             .and_then(|mut st| st.execute(params![account_id, kind, resource_id, op, due_ms]))
             .map_err(db_err)?;
         Ok(())
@@ -541,7 +571,9 @@ impl Tx for SqliteTx<'_> {
 
     fn idempotent_answer(&self, account_id: i64, action: &str, token: &str) -> ApiResult<Option<IdempotentAnswer>> {
         self.conn
-            .prepare_cached("SELECT params_hash, response FROM client_tokens WHERE account_id = ?1 AND action = ?2 AND token = ?3")
+            .prepare_cached(
+                "SELECT params_hash, response FROM client_tokens WHERE account_id = ?1 AND action = ?2 AND token = ?3",
+            )
             .and_then(|mut st| {
                 st.query_row(params![account_id, action, token], |r| {
                     Ok(IdempotentAnswer { params_hash: r.get(0)?, response: r.get(1)? })
@@ -551,7 +583,14 @@ impl Tx for SqliteTx<'_> {
             .map_err(db_err)
     }
 
-    fn remember_answer(&mut self, account_id: i64, action: &str, token: &str, a: &IdempotentAnswer, now_ms: i64) -> ApiResult<()> {
+    fn remember_answer(
+        &mut self,
+        account_id: i64,
+        action: &str,
+        token: &str,
+        a: &IdempotentAnswer,
+        now_ms: i64,
+    ) -> ApiResult<()> {
         self.conn
             .prepare_cached(
                 "INSERT INTO client_tokens (account_id, action, token, params_hash, response, created_ms)
@@ -577,7 +616,9 @@ impl Tx for SqliteTx<'_> {
     fn purge_expired(&mut self, now_ms: i64, token_ttl_ms: i64) -> ApiResult<()> {
         self.conn
             .execute("DELETE FROM nonces WHERE expires_ms < ?1", params![now_ms])
-            .and_then(|_| self.conn.execute("DELETE FROM client_tokens WHERE created_ms < ?1", params![now_ms - token_ttl_ms]))
+            .and_then(|_| {
+                self.conn.execute("DELETE FROM client_tokens WHERE created_ms < ?1", params![now_ms - token_ttl_ms])
+            })
             .map_err(db_err)?;
         Ok(())
     }
@@ -789,7 +830,8 @@ mod tests {
                     tx.set_tag(&b, 1)?;
                 }
                 // Re-binding a key overwrites its value.
-                let b = TagBinding { kind: "Thing".into(), resource_id: "a".into(), key: "team".into(), value: "y".into() };
+                let b =
+                    TagBinding { kind: "Thing".into(), resource_id: "a".into(), key: "team".into(), value: "y".into() };
                 tx.set_tag(&b, 1)
             })
             .await
