@@ -28,7 +28,7 @@ pub struct CustomerGateway {
     pub created_ms: i64,
 }
 
-crate::resource!(CustomerGateway, "CustomerGateway" {
+crate::resource!(CustomerGateway, "CustomerGateway", {
     /// One customer gateway per IP address in an account and region.
     fn unique_key(&self) -> Option<String> {
         Some(self.ip_address.clone())

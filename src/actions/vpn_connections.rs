@@ -61,7 +61,7 @@ pub struct VpnConnection {
     pub created_ms: i64,
 }
 
-crate::resource!(VpnConnection, "VpnConnection" {
+crate::resource!(VpnConnection, "VpnConnection", {
     fn parent_id(&self) -> Option<&str> {
         Some(&self.vpn_gateway_id)
     }

@@ -50,7 +50,7 @@ pub struct VpnGateway {
     pub end_ms: i64,
 }
 
-crate::resource!(VpnGateway, "VpnGateway" {
+crate::resource!(VpnGateway, "VpnGateway", {
     fn parent_id(&self) -> Option<&str> {
         Some(&self.vpc_id)
     }

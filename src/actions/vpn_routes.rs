@@ -266,17 +266,7 @@ impl RouteKind for Policy {
     }
 }
 
-impl<K: RouteKind> Resource for Route<K> {
-    const KIND: &'static str = K::KIND;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn account_id(&self) -> i64 {
-        self.account_id
-    }
-    fn region_id(&self) -> &str {
-        &self.region_id
-    }
+crate::resource!(<K: RouteKind> Route<K>, K::KIND, {
     fn parent_id(&self) -> Option<&str> {
         Some(&self.vpn_gateway_id)
     }
@@ -284,10 +274,7 @@ impl<K: RouteKind> Resource for Route<K> {
     fn status(&self) -> &str {
         self.origin.as_str()
     }
-    fn created_ms(&self) -> i64 {
-        self.created_ms
-    }
-}
+});
 
 impl<K: RouteKind> Route<K> {
     /// A route of gateway `scope` to `dest` through `next_hop`: active, not published, without

@@ -258,11 +258,12 @@ pub trait Resource: Serialize + DeserializeOwned {
 }
 
 /// Implements `Resource` for a struct with `id`, `account_id`, `region_id` and `created_ms`
-/// fields: `resource!(Type, "Kind" { other methods })` states only what differs.
+/// fields: `resource!(Type, "Kind", { other methods })` states only what differs; a generic type
+/// reads `resource!(<K: Bound> Type<K>, K::KIND, { ... })`.
 #[macro_export]
 macro_rules! resource {
-    ($ty:ty, $kind:literal { $($methods:tt)* }) => {
-        impl $crate::store::Resource for $ty {
+    (@impl [$($generics:tt)*] $ty:ty, $kind:expr, { $($methods:tt)* }) => {
+        impl<$($generics)*> $crate::store::Resource for $ty {
             const KIND: &'static str = $kind;
             fn id(&self) -> &str {
                 &self.id
@@ -278,6 +279,12 @@ macro_rules! resource {
             }
             $($methods)*
         }
+    };
+    (<$g:ident: $bound:path> $ty:ty, $kind:expr, { $($methods:tt)* }) => {
+        $crate::resource!(@impl [$g: $bound] $ty, $kind, { $($methods)* });
+    };
+    ($ty:ty, $kind:expr, { $($methods:tt)* }) => {
+        $crate::resource!(@impl [] $ty, $kind, { $($methods)* });
     };
 }
 
