@@ -11,110 +11,22 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const readline = require('node:readline');
-const { RPCClient } = require('@alicloud/pop-core');
+const { REGION, rand, publicIp, plain, waitFor, expectCode, startServer, rpcClient } = require('./harness');
 
-const REPO = path.resolve(__dirname, '..', '..');
-const BIN = process.env.GATEHOUSE_BIN || path.join(REPO, 'target', 'release', 'gatehouse');
-const AK = 'LTAI5tGatehouseNodeConnTest';
-const SECRET = 'gatehouse-node-conn-secret~0123456789abcdef';
-const REGION = 'cn-hangzhou';
-const LISTEN_RE = /^gatehouse listening on http:\/\/127\.0\.0\.1:(\d+)\s*$/;
 const VCO_RE = /^vco-[a-z0-9]{21}$/;
 const UNKNOWN_GW = `vpn-${'z'.repeat(21)}`;
 const UNKNOWN_CGW = `cgw-${'z'.repeat(21)}`;
 const UNKNOWN_CONN = `vco-${'z'.repeat(21)}`;
 
-function rand(n = 21) {
-  const abc = 'abcdefghijklmnopqrstuvwxyz0123456789';
-  let s = '';
-  for (let i = 0; i < n; i++) s += abc[Math.floor(Math.random() * abc.length)];
-  return s;
-}
-
-function publicIp() {
-  const first = [39, 45, 47, 101, 106, 114, 120, 139][Math.floor(Math.random() * 8)];
-  const r = () => Math.floor(Math.random() * 254) + 1;
-  return `${first}.${r()}.${r()}.${r()}`;
-}
-
-// json-bigint builds prototype-less objects: compare plain copies.
-const plain = (v) => JSON.parse(JSON.stringify(v));
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// Bounded poll: resolves with fn()'s first truthy value or rejects after timeoutMs.
-async function waitFor(fn, what, timeoutMs = 10000, stepMs = 50) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    await sleep(stepMs);
-  }
-}
-
 // ------------------------------------------------------------------ server
 
-const server = { child: null, port: null, dataDir: null, stderr: '' };
+let server;
+before(async () => {
+  server = await startServer(['--transition-delay-ms', '200'], { tmpPrefix: 'gatehouse-node-conn-' });
+});
+after(() => server?.stop());
 
-async function startServer() {
-  if (!fs.existsSync(BIN)) throw new Error(`${BIN} missing: run cargo build --release --bins`);
-  server.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-node-conn-'));
-  const child = spawn(
-    BIN,
-    ['serve', '--listen', '127.0.0.1:0', '--data-dir', path.join(server.dataDir, 'data'),
-      '--transition-delay-ms', '200'],
-    {
-      env: { ...process.env, GATEHOUSE_ROOT_ACCESS_KEY_ID: AK, GATEHOUSE_ROOT_ACCESS_KEY_SECRET: SECRET },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  server.child = child;
-  child.stderr.on('data', (d) => { server.stderr = (server.stderr + d.toString()).slice(-8000); });
-  server.port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line within 10 s; stderr: ${server.stderr}`)), 10000);
-    const rl = readline.createInterface({ input: child.stdout });
-    rl.on('line', (line) => {
-      const m = LISTEN_RE.exec(line);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
-    });
-    child.once('exit', (code, sig) => {
-      clearTimeout(timer);
-      reject(new Error(`gatehouse exited early (${code ?? sig}); stderr: ${server.stderr}`));
-    });
-    child.once('error', (e) => { clearTimeout(timer); reject(e); });
-  });
-}
-
-async function stopServer() {
-  const child = server.child;
-  if (child && child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    process.kill(child.pid, 'SIGTERM');
-    const t = setTimeout(() => { try { process.kill(child.pid, 'SIGKILL'); } catch (_) { /* gone */ } }, 5000);
-    await exited;
-    clearTimeout(t);
-  }
-  if (server.dataDir) fs.rmSync(server.dataDir, { recursive: true, force: true });
-}
-
-function client() {
-  return new RPCClient({
-    accessKeyId: AK,
-    accessKeySecret: SECRET,
-    endpoint: `http://127.0.0.1:${server.port}`,
-    apiVersion: '2016-04-28',
-  });
-}
-
-before(startServer);
-after(stopServer);
+const client = () => rpcClient(server.endpoint);
 
 // ------------------------------------------------------------------ tests
 
@@ -122,17 +34,6 @@ for (const method of ['GET', 'POST']) {
   describe(`pop-core RPCClient ${method}: IPsec connections`, () => {
     const opts = { method, timeout: 10000 };
     const call = (action, params) => client().request(action, { RegionId: REGION, ...params }, opts);
-
-    async function expectCode(promise, code, check) {
-      await assert.rejects(promise, (err) => {
-        assert.equal(err.code, code, `expected ${code}, got ${err.code}: ${err.message}`);
-        assert.equal(err.data.Code, code);
-        assert.ok(err.data.RequestId, 'error body carries RequestId');
-        assert.ok(err.data.Message, 'error body carries Message');
-        if (check) check(err.data);
-        return true;
-      });
-    }
 
     async function waitActive(id) {
       return waitFor(async () => {

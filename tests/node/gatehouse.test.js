@@ -5,104 +5,15 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const readline = require('node:readline');
-const { RPCClient } = require('@alicloud/pop-core');
-
-const REPO = path.resolve(__dirname, '..', '..');
-const BIN = process.env.GATEHOUSE_BIN || path.join(REPO, 'target', 'release', 'gatehouse');
-const AK = 'LTAI5tGatehouseNodeTest';
-const SECRET = 'gatehouse-node-secret~0123456789abcdef';
-const REGION = 'cn-hangzhou';
-const LISTEN_RE = /^gatehouse listening on http:\/\/127\.0\.0\.1:(\d+)\s*$/;
-
-function rand(n = 21) {
-  const abc = 'abcdefghijklmnopqrstuvwxyz0123456789';
-  let s = '';
-  for (let i = 0; i < n; i++) s += abc[Math.floor(Math.random() * abc.length)];
-  return s;
-}
-
-function publicIp() {
-  const first = [39, 45, 47, 101, 106, 114, 120, 139][Math.floor(Math.random() * 8)];
-  const r = () => Math.floor(Math.random() * 254) + 1;
-  return `${first}.${r()}.${r()}.${r()}`;
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// Bounded poll: resolves with fn()'s first truthy value or rejects after timeoutMs.
-async function waitFor(fn, what, timeoutMs = 10000, stepMs = 50) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    await sleep(stepMs);
-  }
-}
+const { SECRET, REGION, rand, publicIp, waitFor, expectCode, startServer, rpcClient } = require('./harness');
 
 // ------------------------------------------------------------------ server
 
-const server = { child: null, port: null, dataDir: null, stderr: '' };
+let server;
+before(async () => { server = await startServer(['--transition-delay-ms', '200']); });
+after(() => server?.stop());
 
-async function startServer() {
-  if (!fs.existsSync(BIN)) throw new Error(`${BIN} missing: run cargo build --release --bins`);
-  server.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-node-'));
-  const child = spawn(
-    BIN,
-    ['serve', '--listen', '127.0.0.1:0', '--data-dir', path.join(server.dataDir, 'data'),
-      '--transition-delay-ms', '200'],
-    {
-      env: { ...process.env, GATEHOUSE_ROOT_ACCESS_KEY_ID: AK, GATEHOUSE_ROOT_ACCESS_KEY_SECRET: SECRET },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  server.child = child;
-  child.stderr.on('data', (d) => { server.stderr = (server.stderr + d.toString()).slice(-8000); });
-  server.port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line within 10 s; stderr: ${server.stderr}`)), 10000);
-    // readline keeps draining stdout for the life of the process
-    const rl = readline.createInterface({ input: child.stdout });
-    rl.on('line', (line) => {
-      const m = LISTEN_RE.exec(line);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
-    });
-    child.once('exit', (code, sig) => {
-      clearTimeout(timer);
-      reject(new Error(`gatehouse exited early (${code ?? sig}); stderr: ${server.stderr}`));
-    });
-    child.once('error', (e) => { clearTimeout(timer); reject(e); });
-  });
-}
-
-async function stopServer() {
-  const child = server.child;
-  if (child && child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    process.kill(child.pid, 'SIGTERM');
-    const t = setTimeout(() => { try { process.kill(child.pid, 'SIGKILL'); } catch (_) { /* gone */ } }, 5000);
-    await exited;
-    clearTimeout(t);
-  }
-  if (server.dataDir) fs.rmSync(server.dataDir, { recursive: true, force: true });
-}
-
-function client(secret = SECRET, accessKeyId = AK) {
-  return new RPCClient({
-    accessKeyId,
-    accessKeySecret: secret,
-    endpoint: `http://127.0.0.1:${server.port}`,
-    apiVersion: '2016-04-28',
-  });
-}
-
-before(startServer);
-after(stopServer);
+const client = (secret, accessKeyId) => rpcClient(server.endpoint, secret, accessKeyId);
 
 // ------------------------------------------------------------------ tests
 
@@ -110,16 +21,6 @@ for (const method of ['GET', 'POST']) {
   describe(`pop-core RPCClient ${method}`, () => {
     const opts = { method, timeout: 10000 };
     const call = (action, params) => client().request(action, { RegionId: REGION, ...params }, opts);
-
-    async function expectCode(promise, code) {
-      await assert.rejects(promise, (err) => {
-        assert.equal(err.code, code, `expected ${code}, got ${err.code}: ${err.message}`);
-        assert.equal(err.data.Code, code);
-        assert.ok(err.data.RequestId, 'error body carries RequestId');
-        assert.ok(err.data.Message, 'error body carries Message');
-        return true;
-      });
-    }
 
     async function describeStatus(id) {
       try {
