@@ -194,9 +194,9 @@ fn invalid(param: &str, why: &str) -> ApiError {
     ApiError::invalid_parameter(param, why)
 }
 
-/// Malformed values in a BGP section: the documented catch-all code.
-fn illegal_bgp(_param: &str, _why: &str) -> ApiError {
-    ApiError::bad_request("IllegalParam.BgpConfig", "The specified BgpConfig is invalid.")
+/// Malformed values in a BGP section: the documented catch-all code, saying what was wrong.
+fn illegal_bgp(param: &str, why: &str) -> ApiError {
+    ApiError::bad_request("IllegalParam.BgpConfig", format!("The specified BgpConfig is invalid: {param}: {why}"))
 }
 
 /// One JSON object of the request, e.g. `IkeConfig` or
@@ -1245,10 +1245,8 @@ mod tests {
         // Any other bad shape.
         for shape in ["nope", "[]", r#"{"Enable": true}"#, r#"{"EnableBgp": "yes"}"#, r#"{"TunnelCidr": true}"#] {
             let err = BgpConfig::parse(Some(shape)).unwrap_err();
-            assert_eq!(
-                (err.code.as_str(), err.message.as_str()),
-                ("IllegalParam.BgpConfig", "The specified BgpConfig is invalid.")
-            );
+            assert_eq!(err.code, "IllegalParam.BgpConfig", "{shape}");
+            assert!(err.message.starts_with("The specified BgpConfig is invalid: BgpConfig"), "{}", err.message);
         }
     }
 
