@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::rules::{check_description, check_name, new_id, page_body, tags_json};
+use super::rules::{check_description, check_name, new_id, object, page_body, tags_json};
 use super::{vpn_connections, vpn_gateways};
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::{Body, Ctx};
@@ -41,16 +41,13 @@ crate::resource!(CustomerGateway, "CustomerGateway", {
 impl CustomerGateway {
     /// The fields Create and Modify answer with.
     fn summary(&self) -> Body {
-        let Value::Object(map) = json!({
+        object(json!({
             "CustomerGatewayId": self.id,
             "IpAddress": self.ip_address,
             "Name": self.name,
             "Description": self.description,
             "CreateTime": self.created_ms,
-        }) else {
-            unreachable!()
-        };
-        map
+        }))
     }
 
     /// The BGP authentication key in clear ("" when none): the API returns it to its owner.
@@ -74,7 +71,7 @@ impl CustomerGateway {
 
 /// The caller's customer gateway in `region`, or `InvalidCustomerGatewayInstanceId.NotFound`.
 pub fn find(tx: &dyn Tx, account_id: i64, region: &str, id: &str) -> ApiResult<CustomerGateway> {
-    tx.get_as::<CustomerGateway>(account_id, id)?.filter(|c| c.region_id == region).ok_or_else(|| {
+    tx.get_in::<CustomerGateway>(account_id, region, id)?.ok_or_else(|| {
         ApiError::not_found(
             "InvalidCustomerGatewayInstanceId.NotFound",
             "The specified customer gateway instance id does not exist.",

@@ -46,6 +46,14 @@ pub fn check_description(description: &str, max: usize) -> ApiResult<()> {
     }
 }
 
+/// The fields of a `json!({...})` object literal, as an answer body.
+pub fn object(v: Value) -> Body {
+    match v {
+        Value::Object(map) => map,
+        other => unreachable!("object() takes an object literal, got {other}"),
+    }
+}
+
 /// One page of a `PageNumber`/`PageSize` list: `{"TotalCount", "PageNumber", "PageSize",
 /// "<List>": {"<Item>": [...]}}`.
 pub fn page_body(total: u64, page: Page, list: &str, item: &str, items: Vec<Value>) -> Body {

@@ -173,7 +173,7 @@ fn not_found() -> ApiError {
 
 /// The caller's connection in `region`, or `InvalidVpnConnectionInstanceId.NotFound`.
 pub fn find(tx: &dyn Tx, account_id: i64, region: &str, id: &str) -> ApiResult<VpnConnection> {
-    tx.get_as::<VpnConnection>(account_id, id)?.filter(|c| c.region_id == region).ok_or_else(not_found)
+    tx.get_in::<VpnConnection>(account_id, region, id)?.ok_or_else(not_found)
 }
 
 /// The connections of one gateway.

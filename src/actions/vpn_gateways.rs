@@ -8,7 +8,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::rules::{check_description, check_name, new_id, page_body, tags_json};
+use super::rules::{check_description, check_name, new_id, object, page_body, tags_json};
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::{Body, Ctx};
 use crate::store::{now_ms, ListQuery, Resource, Tx, TxExt};
@@ -73,7 +73,7 @@ fn enable(b: bool) -> &'static str {
 impl VpnGateway {
     /// The fields ModifyVpnGatewayAttribute answers with.
     fn attributes(&self) -> Body {
-        let v = json!({
+        object(json!({
             "VpnGatewayId": self.id,
             "VpcId": self.vpc_id,
             "VSwitchId": self.vswitch_id,
@@ -88,9 +88,7 @@ impl VpnGateway {
             "BusinessStatus": "Normal",
             "EnableBgp": self.enable_bgp,
             "AutoPropagate": self.auto_propagate,
-        });
-        let Value::Object(map) = v else { unreachable!() };
-        map
+        }))
     }
 
     /// Everything DescribeVpnGateway(s) shows of one gateway.
@@ -141,7 +139,7 @@ pub fn begin_update(tx: &mut dyn Tx, gw: &mut VpnGateway, delay_ms: i64) -> ApiR
 
 /// The caller's gateway in `region`, or `InvalidVpnGatewayInstanceId.NotFound` with `status`.
 pub fn find(tx: &dyn Tx, account_id: i64, region: &str, id: &str, status: u16) -> ApiResult<VpnGateway> {
-    tx.get_as::<VpnGateway>(account_id, id)?.filter(|g| g.region_id == region).ok_or_else(|| {
+    tx.get_in::<VpnGateway>(account_id, region, id)?.ok_or_else(|| {
         ApiError::new(
             status,
             "InvalidVpnGatewayInstanceId.NotFound",

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::customer_gateways::CustomerGateway;
-use super::rules::page_body;
+use super::rules::{object, page_body};
 use super::vpn_connections::VpnConnection;
 use super::vpn_gateways::{self, VpnGateway};
 use crate::api::error::{ApiError, ApiResult};
@@ -314,16 +314,14 @@ impl<K: RouteKind> Route<K> {
 
     /// What both views show.
     fn view(&self) -> Body {
-        let Value::Object(mut map) = json!({
+        let mut map = object(json!({
             "NextHop": self.next_hop,
             "Weight": self.weight,
             "RouteDest": self.route_dest,
             "State": state(self.published),
             "CreateTime": self.created_ms,
             "VpnInstanceId": self.vpn_gateway_id,
-        }) else {
-            unreachable!()
-        };
+        }));
         self.kind.traffic_fields(&mut map);
         map
     }
@@ -553,11 +551,6 @@ pub fn plan_connection_routes(
 // ---------------------------------------------------------------------------------------------
 // Store helpers.
 
-/// The caller's gateway in the request's region.
-fn gateway(tx: &dyn Tx, account_id: i64, region_id: &str, id: &str) -> ApiResult<VpnGateway> {
-    vpn_gateways::find(tx, account_id, region_id, id, 404)
-}
-
 /// The next hop: a connection of this gateway that is not being deleted.
 fn next_hop(tx: &dyn Tx, gw: &VpnGateway, id: &str) -> ApiResult<VpnConnection> {
     tx.get_as::<VpnConnection>(gw.account_id, id)?
@@ -575,7 +568,7 @@ async fn change_gateway(
 ) -> ApiResult<Body> {
     let (account_id, delay) = (ctx.account_id, ctx.app.config.transition_delay.as_millis() as i64);
     ctx.write_once(move |tx| {
-        let mut gw = gateway(tx, account_id, &region.id, &gw_id)?;
+        let mut gw = vpn_gateways::find(tx, account_id, &region.id, &gw_id, 404)?;
         gw.ensure_active()?;
         let body = change(tx, &gw)?;
         vpn_gateways::begin_update(tx, &mut gw, delay)?;
@@ -790,7 +783,7 @@ async fn describe_routes<K: RouteKind>(ctx: Ctx) -> ApiResult<Body> {
     let page = p.page(50)?;
     let origin = K::origin_filter(p)?;
     let (total, items) = ctx.store().read(|tx| {
-        let gw = gateway(tx, ctx.account_id, &region.id, &gw_id)?;
+        let gw = vpn_gateways::find(tx, ctx.account_id, &region.id, &gw_id, 404)?;
         let query = ListQuery {
             kind: K::KIND,
             account_id: ctx.account_id,

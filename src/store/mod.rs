@@ -293,6 +293,10 @@ pub trait TxExt: Tx {
     fn get_as<R: Resource>(&self, account_id: i64, id: &str) -> ApiResult<Option<R>> {
         self.get(R::KIND, account_id, id)?.map(|r| R::from_record(&r)).transpose()
     }
+    /// The caller's resource `id`, if it lives in `region` (resources are not shared across regions).
+    fn get_in<R: Resource>(&self, account_id: i64, region: &str, id: &str) -> ApiResult<Option<R>> {
+        Ok(self.get_as::<R>(account_id, id)?.filter(|r| r.region_id() == region))
+    }
     fn list_as<R: Resource>(&self, q: &ListQuery) -> ApiResult<Vec<R>> {
         self.list(q)?.iter().map(R::from_record).collect()
     }
