@@ -72,6 +72,9 @@ pub struct Config {
     pub public_pool: Ipv4Net,
     /// Where gateways' private (VPC-side) addresses come from.
     pub private_pool: Ipv4Net,
+    /// In gateway mode, the VPCs the data plane can reach (each has a bridge): a gateway of any
+    /// other VPC is refused. None: any VPC (the emulator).
+    pub vpcs: Option<std::collections::BTreeSet<String>>,
 }
 
 impl Config {
@@ -100,6 +103,7 @@ impl Config {
                 .collect(),
             public_pool: "198.18.0.0/15".parse().expect("valid"),
             private_pool: "172.16.0.0/12".parse().expect("valid"),
+            vpcs: None,
         }
     }
 }

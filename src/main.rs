@@ -11,6 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use gatehouse::accounts;
 use gatehouse::app::{App, RateLimiter};
 use gatehouse::config::{Config, Region};
+use gatehouse::dataplane::netns::{EspBackend, Netns, NetnsConfig};
+use gatehouse::dataplane::{simulated::Simulated, DataPlane};
 use gatehouse::secret::MasterKey;
 use gatehouse::store::sqlite::SqliteStore;
 use gatehouse::store::Store;
@@ -105,6 +107,42 @@ struct ServeArgs {
     /// Pool that gateways' private addresses come from.
     #[arg(long, default_value = "172.16.0.0/12")]
     private_pool: ipnet::Ipv4Net,
+    /// What runs the tunnels: `simulated` (the emulator) or `netns` (gateway mode: a network
+    /// namespace and a strongSwan charon per VPN gateway; needs root).
+    #[arg(long, env = "GATEHOUSE_DATAPLANE", value_enum, default_value = "simulated")]
+    dataplane: DataPlaneKind,
+    /// Gateway mode: the host bridge that carries public traffic (each gateway's InternetIp).
+    #[arg(long, env = "GATEHOUSE_UPLINK_BRIDGE")]
+    uplink_bridge: Option<String>,
+    /// Gateway mode: the default route of every gateway namespace.
+    #[arg(long, env = "GATEHOUSE_UPLINK_GATEWAY")]
+    uplink_gateway: Option<std::net::Ipv4Addr>,
+    /// Gateway mode: VPC_ID=BRIDGE, the host bridge of a VPC (repeatable). Gateways of other VPCs
+    /// are refused.
+    #[arg(long = "vpc-bridge", value_parser = parse_vpc_bridge)]
+    vpc_bridges: Vec<(String, String)>,
+    /// Gateway mode: gateway namespaces are named PREFIX + the gateway's ID.
+    #[arg(long, env = "GATEHOUSE_NETNS_PREFIX", default_value = "gh-")]
+    netns_prefix: String,
+    /// Gateway mode: the ESP implementation (default: the kernel's where it has ESP, else
+    /// strongSwan's userspace kernel-libipsec).
+    #[arg(long, env = "GATEHOUSE_ESP_BACKEND", value_enum)]
+    esp_backend: Option<EspBackend>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DataPlaneKind {
+    Simulated,
+    Netns,
+}
+
+fn parse_vpc_bridge(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((vpc, bridge)) if !vpc.is_empty() && !bridge.is_empty() && bridge.len() <= 15 => {
+            Ok((vpc.to_string(), bridge.to_string()))
+        }
+        _ => Err(format!("{s:?}: expected VPC_ID=BRIDGE (a bridge name has at most 15 characters)")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -177,6 +215,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("  AccessKeyId:     {id}");
         println!("  AccessKeySecret: {}", secret.expose());
     }
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let plane: Arc<dyn DataPlane> = match args.dataplane {
+        DataPlaneKind::Simulated => Arc::new(Simulated::new(events_tx)),
+        DataPlaneKind::Netns => {
+            let uplink_bridge =
+                args.uplink_bridge.clone().context("--dataplane netns needs --uplink-bridge (see README)")?;
+            let backend = match args.esp_backend {
+                Some(b) => b,
+                None => gatehouse::dataplane::netns::detect_backend().await,
+            };
+            tracing::info!(?backend, "gateway mode: ESP backend");
+            config.vpcs = Some(args.vpc_bridges.iter().map(|(vpc, _)| vpc.clone()).collect());
+            let netns = NetnsConfig {
+                dir: args.data.data_dir.join("dataplane"),
+                prefix: args.netns_prefix.clone(),
+                uplink_bridge,
+                uplink_gateway: args.uplink_gateway,
+                vpc_bridges: args.vpc_bridges.iter().cloned().collect(),
+                public_prefix_len: config.public_pool.prefix_len(),
+                private_prefix_len: config.private_pool.prefix_len(),
+                backend,
+            };
+            Arc::new(Netns::new(netns, events_tx)?)
+        }
+    };
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -187,10 +250,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         master_key,
         tasks_queued: Default::default(),
     });
-    tokio::spawn(reconciler::run(app.clone()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let reconciler = Arc::new(reconciler::Reconciler { app: app.clone(), plane: plane.clone() });
+    let workers = tokio::spawn(reconciler.run(events_rx, stop_rx));
     println!("gatehouse listening on http://{addr}");
     tracing::info!(%addr, "serving");
     axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown()).await?;
+    // Daemons keep running: a restarted Gatehouse adopts them.
+    let _ = stop_tx.send(true);
+    plane.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), workers).await;
     Ok(())
 }
 

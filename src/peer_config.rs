@@ -11,6 +11,7 @@
 use std::fmt::{Display, Write};
 
 use crate::actions::ipsec::{BgpConfig, IkeConfig, IpsecConfig, TunnelSpec};
+use crate::dataplane::Proposal;
 use crate::secret::Secret;
 
 /// One connection, as the caller reads it from the store (PSKs already opened).
@@ -167,24 +168,9 @@ fn selectors(c: &PeerView, ikev1: bool) -> Vec<(String, String)> {
     }
 }
 
-/// A strongSwan proposal from the Alibaba names: cipher-integrity[-dh]. With PFS `disabled`
-/// there is no DH group. The hash names (md5, sha1, sha256, …) are the same in both. SM4/SM3
-/// (national-standard gateways) have no strongSwan equivalent and are passed through as they
-/// are.
+/// A strongSwan proposal from the API's names (one mapping, shared with the gateway's side).
 fn proposal(enc: &str, auth: &str, pfs: &str) -> String {
-    let cipher = if enc == "aes" { "aes128" } else { enc };
-    [Some(cipher), Some(auth), dh_group(pfs)].into_iter().flatten().collect::<Vec<_>>().join("-")
-}
-
-fn dh_group(pfs: &str) -> Option<&'static str> {
-    match pfs {
-        "group1" => Some("modp768"),
-        "group2" => Some("modp1024"),
-        "group5" => Some("modp1536"),
-        "group14" => Some("modp2048"),
-        "group24" => Some("modp2048s256"),
-        _ => None,
-    }
+    Proposal { enc: enc.into(), auth: auth.into(), dh: pfs.into() }.strongswan()
 }
 
 fn yes_no(b: bool) -> &'static str {

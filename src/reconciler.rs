@@ -1,81 +1,274 @@
-//! The background worker that carries resources through their lifecycles. Handlers only record
-//! intent (a resource in `init`/`deleting` plus a durable task); this loop runs due tasks, one
-//! transaction per step, so a restart simply picks up whatever is still queued.
+//! The background workers that carry resources through their lifecycles and keep the data plane
+//! in step with the store. Handlers only record intent (a resource in `init`/`updating`/
+//! `deleting` plus a durable task); the reconciler runs due tasks, so a restart simply picks up
+//! whatever is still queued.
+//!
+//! A gateway task that needs the data plane runs in three phases: read the gateway's plan in one
+//! transaction, hand it to the data plane outside any transaction, record the outcome in a
+//! second one (guarded by the gateway's generation, see `gateway_sync::record`). The single
+//! writer thread therefore never waits for a daemon.
+//!
+//! A second worker records the data plane's events, in batches, backing off while the store
+//! fails. At start, a data plane that runs real things is handed every gateway (it adopts what
+//! still runs and converges) and is rid of whatever the store does not know.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::actions::vpn_gateways::{self, VpnGateway};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
+
+use crate::actions::gateway_sync;
+use crate::actions::vpn_gateways::VpnGateway;
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::{App, CLIENT_TOKEN_TTL_MS};
-use crate::store::{now_ms, Resource, Task, Tx};
+use crate::dataplane::{DataPlane, Event};
+use crate::store::{now_ms, Resource, Task, TxExt};
 
 /// How many due tasks one pass takes on.
 const BATCH: u64 = 256;
 /// The longest the loop sleeps without looking (also how often expired nonces are purged).
 const IDLE: Duration = Duration::from_secs(30);
+/// How many gateways converge at once after a start.
+const CONVERGE_PARALLELISM: usize = 8;
 
-pub async fn run(app: Arc<App>) {
-    let mut last_purge = 0;
-    loop {
-        // After a failure, back off instead of retrying a failing step in a tight loop.
-        let healthy = match pass(&app).await {
-            Ok(ok) => ok,
+/// Everything the reconciler drives.
+pub struct Reconciler {
+    pub app: Arc<App>,
+    pub plane: Arc<dyn DataPlane>,
+}
+
+impl Reconciler {
+    /// Runs until `stop` turns true: converges the data plane, then runs tasks and records
+    /// events. Returns once both workers have stopped.
+    pub async fn run(self: Arc<Self>, events: UnboundedReceiver<Event>, stop: watch::Receiver<bool>) {
+        let recorder = tokio::spawn(record_events(self.app.clone(), events, stop.clone()));
+        if self.plane.stateful() {
+            if let Err(e) = self.converge().await {
+                tracing::error!(error = %e, "converging the data plane failed");
+            }
+        }
+        self.clone().run_tasks(stop).await;
+        let _ = recorder.await;
+    }
+
+    async fn run_tasks(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let app = &self.app;
+        let mut last_purge = 0;
+        while !*stop.borrow() {
+            // After a failure, back off instead of retrying a failing step in a tight loop.
+            let healthy = match self.pass().await {
+                Ok(ok) => ok,
+                Err(e) => {
+                    tracing::error!(error = %e, "reconciler pass failed");
+                    false
+                }
+            };
+            let now = now_ms();
+            if now - last_purge >= IDLE.as_millis() as i64 {
+                last_purge = now;
+                if let Err(e) = app.store.write(move |tx| tx.purge_expired(now, CLIENT_TOKEN_TTL_MS)).await {
+                    tracing::error!(error = %e, "purge failed");
+                }
+            }
+            let next = app.store.read(|tx| tx.next_due_ms()).ok().flatten();
+            let mut wait = match next {
+                Some(due) => Duration::from_millis((due - now_ms()).clamp(0, IDLE.as_millis() as i64) as u64),
+                None => IDLE,
+            };
+            if !healthy {
+                wait = wait.max(Duration::from_secs(1));
+            }
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::timeout(wait, app.tasks_queued.notified()) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// Runs every task that is due now, all at once (their store steps share group commits);
+    /// false if any failed.
+    async fn pass(self: &Arc<Self>) -> ApiResult<bool> {
+        let tasks = self.app.store.read(|tx| tx.due_tasks(now_ms(), BATCH))?;
+        let running: Vec<_> = tasks
+            .into_iter()
+            .map(|task| {
+                let me = self.clone();
+                (task.resource_id.clone(), tokio::spawn(async move { me.run_task(task).await }))
+            })
+            .collect();
+        let mut ok = true;
+        for (id, handle) in running {
+            let outcome = handle.await.unwrap_or_else(|e| Err(ApiError::internal(e)));
+            if let Err(e) = outcome {
+                tracing::error!(resource = id, error = %e, "task step failed");
+                ok = false;
+            }
+        }
+        Ok(ok)
+    }
+
+    /// One step of one task.
+    async fn run_task(&self, task: Task) -> ApiResult<()> {
+        if task.kind != VpnGateway::KIND {
+            return Err(ApiError::internal(format!("no lifecycle for kind {}", task.kind)));
+        }
+        let (account, id, store) = (task.account_id, task.resource_id.clone(), &self.app.store);
+        match (task.op.as_str(), task.step) {
+            ("create", 0) => {
+                let delay = self.app.config.transition_delay.as_millis() as i64;
+                let due = now_ms() + delay - delay / 2;
+                store
+                    .write(move |tx| {
+                        gateway_sync::provision(tx, account, &id)?;
+                        tx.advance_task(task.id, 1, due)
+                    })
+                    .await
+            }
+            ("create", _) | ("update", _) => self.sync(account, &id, Some(task.id)).await,
+            ("delete", _) => {
+                self.plane.remove(&id).await.map_err(|e| ApiError::internal(format!("removing {id}: {e}")))?;
+                store
+                    .write(move |tx| {
+                        gateway_sync::forget(tx, account, &id)?;
+                        tx.finish_task(task.id)
+                    })
+                    .await
+            }
+            (op, _) => Err(ApiError::internal(format!("unknown gateway task {op}"))),
+        }
+    }
+
+    /// Brings one gateway's data plane to the store's desired state (the three phases). With a
+    /// task, the gateway and its changed connections then settle (`active`) and the task ends;
+    /// without (convergence), only what the data plane reports is recorded.
+    async fn sync(&self, account_id: i64, gateway_id: &str, task: Option<i64>) -> ApiResult<()> {
+        let (app, complete) = (&self.app, self.plane.stateful());
+        let plan = app.store.read(|tx| {
+            let gw = tx.get_as::<VpnGateway>(account_id, gateway_id)?;
+            gw.map(|gw| gateway_sync::plan(tx, &app.master_key, &gw, complete)).transpose()
+        })?;
+        let Some(plan) = plan else {
+            // The gateway is gone: nothing to apply.
+            return match task {
+                Some(t) => app.store.write(move |tx| tx.finish_task(t)).await,
+                None => Ok(()),
+            };
+        };
+        let generation = plan.generation;
+        let report = match self.plane.apply(plan.clone()).await {
+            Ok(r) => r,
             Err(e) => {
-                tracing::error!(error = %e, "reconciler pass failed");
-                false
+                tracing::error!(gateway = gateway_id, error = %e, "the data plane failed to apply the gateway");
+                gateway_sync::failed_report(&plan, &e.to_string())
             }
         };
-        let now = now_ms();
-        if now - last_purge >= IDLE.as_millis() as i64 {
-            last_purge = now;
-            if let Err(e) = app.store.write(move |tx| tx.purge_expired(now, CLIENT_TOKEN_TTL_MS)).await {
-                tracing::error!(error = %e, "purge failed");
+        let id = gateway_id.to_string();
+        app.store
+            .write(move |tx| {
+                let recorded = gateway_sync::record(tx, account_id, &id, generation, &report, task.is_some())?;
+                if !recorded {
+                    tracing::info!(gateway = id, generation, "a newer change superseded this outcome");
+                }
+                match task {
+                    Some(t) => tx.finish_task(t),
+                    None => Ok(()),
+                }
+            })
+            .await
+    }
+
+    /// After a start: every gateway the store knows is handed to the data plane (which adopts
+    /// what still runs), and whatever runs that the store does not know is removed.
+    async fn converge(self: &Arc<Self>) -> ApiResult<()> {
+        let started = std::time::Instant::now();
+        let gateways = self.app.store.read(gateway_sync::live_gateways)?;
+        let known: HashSet<String> = gateways.iter().map(|g| g.id.clone()).collect();
+        let work = gateways
+            .into_iter()
+            .filter(|g| g.status == "active" || g.status == "updating")
+            .map(|g| (g.account_id, g.id));
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(CONVERGE_PARALLELISM));
+        let mut running = Vec::new();
+        for (account, id) in work {
+            let (me, permit) = (self.clone(), semaphore.clone().acquire_owned().await.map_err(ApiError::internal)?);
+            running.push(tokio::spawn(async move {
+                let outcome = me.sync(account, &id, None).await;
+                drop(permit);
+                (id, outcome)
+            }));
+        }
+        let count = running.len();
+        for handle in running {
+            if let Ok((id, Err(e))) = handle.await {
+                tracing::error!(gateway = id, error = %e, "converging the gateway failed");
             }
         }
-        let next = app.store.read(|tx| tx.next_due_ms()).ok().flatten();
-        let mut wait = match next {
-            Some(due) => Duration::from_millis((due - now_ms()).clamp(0, IDLE.as_millis() as i64) as u64),
-            None => IDLE,
-        };
-        if !healthy {
-            wait = wait.max(Duration::from_secs(1));
+        let running = self.plane.running().await.map_err(|e| ApiError::internal(e.to_string()))?;
+        for leftover in running.into_iter().filter(|r| !known.contains(&r.gateway_id)) {
+            tracing::info!(gateway = leftover.gateway_id, "removing a gateway the store does not know");
+            if let Err(e) = self.plane.remove(&leftover.gateway_id).await {
+                tracing::error!(gateway = leftover.gateway_id, error = %e, "removing a leftover gateway failed");
+            }
         }
-        if !wait.is_zero() {
-            let _ = tokio::time::timeout(wait, app.tasks_queued.notified()).await;
-        }
+        tracing::info!(gateways = count, elapsed_ms = started.elapsed().as_millis() as u64, "data plane converged");
+        Ok(())
     }
 }
 
-/// Runs every task that is due now; false if any step failed.
-async fn pass(app: &Arc<App>) -> ApiResult<bool> {
-    let tasks = app.store.read(|tx| tx.due_tasks(now_ms(), BATCH))?;
-    let delay_ms = app.config.transition_delay.as_millis() as i64;
-    // Queued all at once, the steps share group commits.
-    let pending: Vec<_> = tasks
-        .into_iter()
-        .map(|task| (task.resource_id.clone(), app.store.write(move |tx| step(tx, &task, delay_ms))))
-        .collect();
-    let mut ok = true;
-    for (id, outcome) in pending {
-        if let Err(e) = outcome.await {
-            tracing::error!(resource = id, error = %e, "task step failed");
-            ok = false;
-        }
-    }
-    Ok(ok)
-}
+/// How many events one write records at most.
+const EVENT_BATCH: usize = 512;
+const EVENT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-/// One step of one task, in one transaction.
-fn step(tx: &mut dyn Tx, task: &Task, delay_ms: i64) -> ApiResult<()> {
-    let next = match task.kind.as_str() {
-        VpnGateway::KIND => {
-            vpn_gateways::advance(tx, task.account_id, &task.resource_id, &task.op, task.step, delay_ms)?
+/// Records the data plane's events until the channel closes or `stop` turns true. A batch that
+/// fails to commit is retried, backing off, so no event is lost while the store recovers.
+async fn record_events(app: Arc<App>, mut events: UnboundedReceiver<Event>, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let first = tokio::select! {
+            e = events.recv() => e,
+            _ = stop.changed() => None,
+        };
+        let Some(first) = first else { return };
+        let mut batch = vec![first];
+        while batch.len() < EVENT_BATCH {
+            match events.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
+            }
         }
-        other => return Err(ApiError::internal(format!("no lifecycle for kind {other}"))),
-    };
-    match next {
-        Some(due) => tx.advance_task(task.id, task.step + 1, due),
-        None => tx.finish_task(task.id),
+        for e in &batch {
+            if let Event::Tunnel { gateway_id, connection_id, tunnel_id, status, cause, .. } = e {
+                tracing::info!(
+                    gateway = gateway_id,
+                    connection = connection_id,
+                    tunnel = tunnel_id,
+                    status = status.wire(),
+                    cause,
+                    "tunnel"
+                );
+            }
+        }
+        let batch = Arc::new(batch);
+        loop {
+            let b = batch.clone();
+            match app.store.write(move |tx| gateway_sync::record_events(tx, &b)).await {
+                Ok(()) => {
+                    backoff = Duration::from_millis(50);
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, events = batch.len(), "recording data-plane events failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => return,
+                    }
+                    backoff = (backoff * 2).min(EVENT_BACKOFF_MAX);
+                }
+            }
+        }
     }
 }

@@ -125,9 +125,10 @@ impl Defaults<'_> {
         with_sm(ENC_ALGS, self.national_standard.then_some(SM_ENC))
     }
 
-    fn auth_algs(&self, scope: Scope) -> Vec<&'static str> {
-        let base = if scope.tunnel() { TUNNEL_AUTH_ALGS } else { AUTH_ALGS };
-        with_sm(base, self.national_standard.then_some(SM_AUTH))
+    /// Both modes take the newest seed's list (000 lists sha256/384/512 for tunnels; the real
+    /// service takes them in single-tunnel IkeConfig/IpsecConfig too).
+    fn auth_algs(&self) -> Vec<&'static str> {
+        with_sm(AUTH_ALGS, self.national_standard.then_some(SM_AUTH))
     }
 }
 
@@ -140,8 +141,7 @@ fn with_sm(base: &[&'static str], sm: Option<&'static str>) -> Vec<&'static str>
 const IKE_VERSIONS: &[&str] = &["ikev1", "ikev2"];
 const IKE_MODES: &[&str] = &["main", "aggressive"];
 const ENC_ALGS: &[&str] = &["aes", "aes192", "aes256", "des", "3des"];
-const AUTH_ALGS: &[&str] = &["md5", "sha1"];
-const TUNNEL_AUTH_ALGS: &[&str] = &["md5", "sha1", "sha256", "sha384", "sha512"];
+const AUTH_ALGS: &[&str] = &["md5", "sha1", "sha256", "sha384", "sha512"];
 /// IKE groups everywhere, and IPsec groups on a single-tunnel connection. 000 lists no IkePfs
 /// values for tunnels, so they take this list too.
 const PFS_GROUPS: &[&str] = &["group1", "group2", "group5", "group14", "group24"];
@@ -369,7 +369,7 @@ impl IkeConfig {
             },
             ike_mode: pick(o.choice("IkeMode", IKE_MODES)?, &self.ike_mode),
             ike_enc_alg: pick(ike_enc_alg, &self.ike_enc_alg),
-            ike_auth_alg: pick(o.choice("IkeAuthAlg", &d.auth_algs(scope))?, &self.ike_auth_alg),
+            ike_auth_alg: pick(o.choice("IkeAuthAlg", &d.auth_algs())?, &self.ike_auth_alg),
             ike_pfs: pick(o.choice("IkePfs", PFS_GROUPS)?, &self.ike_pfs),
             ike_lifetime: o.int("IkeLifetime", 0..=MAX_LIFETIME)?.unwrap_or(self.ike_lifetime),
             local_id: ike_id(o, "LocalId", scope)?.unwrap_or_else(|| self.local_id.clone()),
@@ -477,7 +477,7 @@ impl IpsecConfig {
 
     fn apply(&self, o: &Section, d: &Defaults, scope: Scope) -> ApiResult<IpsecConfig> {
         let pfs_groups = if scope.tunnel() { TUNNEL_IPSEC_PFS } else { PFS_GROUPS };
-        let auth = o.choice_or("IpsecAuthAlg", &d.auth_algs(scope), |_| {
+        let auth = o.choice_or("IpsecAuthAlg", &d.auth_algs(), |_| {
             ApiError::bad_request(
                 "NotSupportVpnConnectionParameter.IpsecAuthAlg",
                 "The specified vpn connection ipsec Auth Alg is not support.",
@@ -1039,7 +1039,7 @@ mod tests {
             (r#"{"ikeversion": "ikev1"}"#, "\"IkeConfig.ikeversion\""),
             (r#"{"IkeMode": "quick"}"#, "\"IkeConfig.IkeMode\""),
             (r#"{"IkeEncAlg": "aes128"}"#, "\"IkeConfig.IkeEncAlg\""),
-            (r#"{"IkeAuthAlg": "sha256"}"#, "\"IkeConfig.IkeAuthAlg\""),
+            (r#"{"IkeAuthAlg": "sha224"}"#, "\"IkeConfig.IkeAuthAlg\""),
             (r#"{"IkePfs": "group19"}"#, "\"IkeConfig.IkePfs\""),
             (r#"{"IkeLifetime": 86401}"#, "\"IkeConfig.IkeLifetime\""),
             (r#"{"IkeLifetime": -1}"#, "\"IkeConfig.IkeLifetime\""),
@@ -1151,9 +1151,10 @@ mod tests {
             (m.ipsec_enc_alg.as_str(), m.ipsec_auth_alg.as_str(), m.ipsec_pfs.as_str()),
             ("3des", "sha1", "group5")
         );
-        // A single-tunnel connection takes the narrow lists.
+        // A single-tunnel connection takes the narrow PFS list, and every hash the tunnels take.
+        assert_eq!(IpsecConfig::parse(Some(r#"{"IpsecAuthAlg": "sha512"}"#), &d).unwrap().ipsec_auth_alg, "sha512");
         assert_eq!(
-            code(IpsecConfig::parse(Some(r#"{"IpsecAuthAlg": "sha256"}"#), &d)),
+            code(IpsecConfig::parse(Some(r#"{"IpsecAuthAlg": "sha224"}"#), &d)),
             "NotSupportVpnConnectionParameter.IpsecAuthAlg"
         );
         assert_eq!(

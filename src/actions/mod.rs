@@ -4,6 +4,7 @@
 //! Adding an action = one function + one line in the table below.
 
 pub mod customer_gateways;
+pub mod gateway_sync;
 pub mod ipsec;
 pub mod regions;
 pub mod rules;

@@ -20,7 +20,7 @@ use super::vpn_routes;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::params::Params;
 use crate::app::{Body, Ctx};
-use crate::dataplane;
+use crate::dataplane::{BgpStatus, HealthStatus, TunnelStatus};
 use crate::secret::MasterKey;
 use crate::store::{now_ms, ListQuery, Resource, TagBinding, Tx, TxExt};
 
@@ -31,8 +31,11 @@ pub struct Tunnel {
     pub internet_ip: String,
     pub spec: TunnelSpec,
     /// Negotiation status, as the data plane last reported it.
-    pub status: String,
-    pub bgp_status: String,
+    pub status: TunnelStatus,
+    pub bgp_status: BgpStatus,
+    /// The data plane's sequence number of `status` (see `dataplane::TunnelReport::seq`).
+    #[serde(default)]
+    pub status_seq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,7 +50,10 @@ pub struct VpnConnection {
     pub effect_immediately: bool,
     pub auto_config_route: bool,
     pub health_check: HealthCheckConfig,
-    pub health_status: String,
+    pub health_status: HealthStatus,
+    /// Why the data plane could not run this connection as configured (empty: it could).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dataplane_error: String,
     /// Dual-tunnel connections: whether the tunnels run BGP.
     pub enable_tunnels_bgp: bool,
     pub dual_tunnel: bool,
@@ -115,8 +121,8 @@ impl VpnConnection {
         b.insert("CreateTime".into(), json!(self.created_ms));
         b.insert("EffectImmediately".into(), json!(self.effect_immediately));
         b.insert("State".into(), json!(self.state));
-        b.insert("Status".into(), json!(main.status));
-        b.insert("VcoHealthCheck".into(), self.health_check.wire(&self.health_status));
+        b.insert("Status".into(), json!(main.status.wire()));
+        b.insert("VcoHealthCheck".into(), self.health_check.wire(self.health_status.wire()));
         b.insert("Tags".into(), tags_json(tags));
         b.insert("EnableTunnelsBgp".into(), json!(self.enable_tunnels_bgp));
         if self.dual_tunnel {
@@ -136,7 +142,7 @@ impl VpnConnection {
             b.insert("RemoteCaCertificate".into(), json!(s.remote_ca_certificate));
             b.insert("IkeConfig".into(), s.ike.wire(key)?);
             b.insert("IpsecConfig".into(), s.ipsec.wire());
-            b.insert("VpnBgpConfig".into(), s.bgp.wire(&main.bgp_status, peer_asn, &auth_key));
+            b.insert("VpnBgpConfig".into(), s.bgp.wire(main.bgp_status.wire(), peer_asn, &auth_key));
         }
         Ok(b)
     }
@@ -155,11 +161,11 @@ fn tunnel_view(
     key: &MasterKey,
     cgw: Option<&CustomerGateway>,
 ) -> ApiResult<Value> {
-    let mut v = t.spec.wire(key, &t.bgp_status, cgw.and_then(|c| c.asn))?;
+    let mut v = t.spec.wire(key, t.bgp_status.wire(), cgw.and_then(|c| c.asn))?;
     v.insert("TunnelId".into(), json!(t.id));
     v.insert("TunnelIndex".into(), json!((index + 1).to_string()));
     v.insert("State".into(), json!(state));
-    v.insert("Status".into(), json!(t.status));
+    v.insert("Status".into(), json!(t.status.wire()));
     v.insert("InternetIp".into(), json!(t.internet_ip));
     Ok(Value::Object(v))
 }
@@ -477,7 +483,8 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
             effect_immediately: req.effect_immediately.unwrap_or(false),
             auto_config_route: req.auto_config_route.unwrap_or(true),
             health_check: HealthCheckConfig::parse(req.health_check.as_deref())?,
-            health_status: String::new(),
+            health_status: HealthStatus::Unknown,
+            dataplane_error: String::new(),
             enable_tunnels_bgp,
             dual_tunnel: dual,
             tunnels,
@@ -512,8 +519,9 @@ fn new_tunnel(spec: TunnelSpec, internet_ip: &str) -> Tunnel {
         id: new_id("tun"),
         internet_ip: internet_ip.to_string(),
         spec,
-        status: "ike_sa_not_established".into(),
-        bgp_status: String::new(),
+        status: TunnelStatus::IkeSaNotEstablished,
+        bgp_status: BgpStatus::None,
+        status_seq: 0,
     }
 }
 
@@ -735,41 +743,6 @@ pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
     .await
 }
 
-/// The reconciler's half of a gateway update: hand the connections changed since the last
-/// apply to the data plane, record what it reports, and let deleted connections go. The others
-/// run on untouched. The gateway's BGP switch turns on with its first BGP connection.
-pub fn apply_gateway(tx: &mut dyn Tx, gw: &mut VpnGateway) -> ApiResult<()> {
-    let mut pending: Vec<VpnConnection> = Vec::new();
-    for state in ["updating", "deleting"] {
-        pending.extend(tx.list_as::<VpnConnection>(&ListQuery {
-            kind: VpnConnection::KIND,
-            account_id: gw.account_id,
-            parent_id: Some(gw.id.clone()),
-            status: Some(state.into()),
-            ..Default::default()
-        })?);
-    }
-    let cgws = customer_gateways_of(tx, gw.account_id, &pending)?;
-    for mut conn in pending {
-        if conn.state == "deleting" {
-            tx.delete(VpnConnection::KIND, conn.account_id, &conn.id)?;
-            continue;
-        }
-        let report = dataplane::negotiate(&conn, &cgws);
-        for (t, r) in conn.tunnels.iter_mut().zip(&report.tunnels) {
-            t.status = r.status.to_string();
-            t.bgp_status = r.bgp_status.to_string();
-        }
-        conn.health_status = report.health_status.to_string();
-        vpn_routes::record_learned_routes(tx, conn.account_id, &conn.id, &report.learned_routes)?;
-        conn.state = "active".into();
-        conn.renegotiate = false;
-        gw.enable_bgp |= conn.bgp_enabled();
-        tx.update_as(&conn)?;
-    }
-    Ok(())
-}
-
 /// The customer side's strongSwan configuration (swanctl.conf) for connection `id` of
 /// `account_id`, ready to load on the customer gateway.
 pub fn peer_config(tx: &dyn Tx, key: &MasterKey, account_id: i64, id: &str) -> ApiResult<String> {
@@ -800,10 +773,60 @@ pub fn peer_config(tx: &dyn Tx, key: &MasterKey, account_id: i64, id: &str) -> A
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::tests::{connection, key, spec};
+    use crate::actions::ipsec::{BgpConfig, Defaults, HealthCheckConfig, IkeConfig, IpsecConfig, TunnelSpec};
     use crate::store::sqlite::SqliteStore;
     use crate::store::Store;
     use std::sync::Arc;
+
+    fn key() -> MasterKey {
+        MasterKey::from_hex(&"11".repeat(32)).unwrap()
+    }
+
+    fn spec(cgw: &str, ike: Option<&str>, bgp: Option<&str>) -> TunnelSpec {
+        let key = key();
+        let d =
+            Defaults { local_ip: "198.18.0.1", remote_ip: "203.0.113.5", national_standard: false, master_key: &key };
+        TunnelSpec {
+            role: "master".into(),
+            customer_gateway_id: cgw.into(),
+            enable_dpd: true,
+            enable_nat_traversal: true,
+            remote_ca_certificate: String::new(),
+            ike: IkeConfig::parse(ike, &d).unwrap(),
+            ipsec: IpsecConfig::parse(None, &d).unwrap(),
+            bgp: BgpConfig::parse(bgp).unwrap(),
+        }
+    }
+
+    fn connection(id: &str, spec: TunnelSpec, local: &str, remote: &str) -> VpnConnection {
+        VpnConnection {
+            id: id.into(),
+            account_id: 1,
+            region_id: "cn-hangzhou".into(),
+            vpn_gateway_id: "vpn-1".into(),
+            name: String::new(),
+            local_subnet: local.into(),
+            remote_subnet: remote.into(),
+            effect_immediately: false,
+            auto_config_route: false,
+            health_check: HealthCheckConfig::default(),
+            health_status: HealthStatus::Unknown,
+            dataplane_error: String::new(),
+            enable_tunnels_bgp: false,
+            dual_tunnel: false,
+            tunnels: vec![Tunnel {
+                id: format!("tun-{id}"),
+                internet_ip: "198.18.0.1".into(),
+                spec,
+                status: TunnelStatus::IkeSaNotEstablished,
+                bgp_status: BgpStatus::None,
+                status_seq: 0,
+            }],
+            state: "updating".into(),
+            renegotiate: false,
+            created_ms: 0,
+        }
+    }
 
     /// A store holding gateway vpn-1 (198.18.0.1) and customer gateways cgw-1 (203.0.113.5,
     /// ASN 65001), cgw-2 (203.0.113.6, no ASN) and cgw-gw (the gateway's own address).

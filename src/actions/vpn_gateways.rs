@@ -48,6 +48,9 @@ pub struct VpnGateway {
     pub enable_bgp: bool,
     pub created_ms: i64,
     pub end_ms: i64,
+    /// Bumped by every change the data plane must apply (see `dataplane::GatewayPlan`).
+    #[serde(default)]
+    pub generation: u64,
 }
 
 crate::resource!(VpnGateway, "VpnGateway", {
@@ -133,6 +136,7 @@ impl VpnGateway {
 pub fn begin_update(tx: &mut dyn Tx, gw: &mut VpnGateway, delay_ms: i64) -> ApiResult<()> {
     gw.ensure_active()?;
     gw.status = "updating".into();
+    gw.generation += 1;
     tx.update_as(gw)?;
     tx.add_task(gw.account_id, VpnGateway::KIND, &gw.id, "update", now_ms() + delay_ms)
 }
@@ -189,6 +193,14 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
     let dr_vswitch_id = p.str("DisasterRecoveryVSwitchId").unwrap_or_default();
     let resource_group_id = p.str("ResourceGroupId").unwrap_or_default();
 
+    if ctx.app.config.vpcs.as_ref().is_some_and(|vpcs| !vpcs.contains(&vpc_id)) {
+        return Err(ApiError::not_found(
+            "InvalidVpcId.NotFound",
+            format!(
+                "The specified VPC {vpc_id} does not exist: this gateway host has no bridge for it (--vpc-bridge)."
+            ),
+        ));
+    }
     let (account_id, config) = (ctx.account_id, ctx.app.config.clone());
     ctx.write_once(move |tx| {
         let live = tx.count(&ListQuery {
@@ -232,6 +244,7 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
             disaster_recovery_internet_ip,
             auto_propagate: true,
             enable_bgp: false,
+            generation: 0,
             created_ms,
             end_ms: if charge_type == "POSTPAY" { POSTPAY_END_MS } else { add_months(created_ms, period) },
         };
@@ -349,43 +362,6 @@ pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
         Ok(Body::new())
     })
     .await
-}
-
-/// One step of a gateway's lifecycle task; returns the next step's due time, or None when done.
-pub fn advance(
-    tx: &mut dyn Tx,
-    account_id: i64,
-    id: &str,
-    op: &str,
-    step: i64,
-    delay_ms: i64,
-) -> ApiResult<Option<i64>> {
-    let Some(mut gw) = tx.get_as::<VpnGateway>(account_id, id)? else { return Ok(None) };
-    match (op, step) {
-        ("create", 0) => {
-            gw.status = "provisioning".into();
-            tx.update_as(&gw)?;
-            Ok(Some(now_ms() + delay_ms - delay_ms / 2))
-        }
-        ("create", _) => {
-            gw.status = "active".into();
-            tx.update_as(&gw)?;
-            Ok(None)
-        }
-        ("update", _) => {
-            super::vpn_connections::apply_gateway(tx, &mut gw)?;
-            gw.status = "active".into();
-            tx.update_as(&gw)?;
-            Ok(None)
-        }
-        ("delete", _) => {
-            super::vpn_routes::remove_gateway_routes(tx, account_id, id)?;
-            tx.delete(VpnGateway::KIND, account_id, id)?;
-            tx.release_addresses(id)?;
-            Ok(None)
-        }
-        _ => Err(ApiError::internal(format!("unknown gateway task {op}"))),
-    }
 }
 
 #[cfg(test)]

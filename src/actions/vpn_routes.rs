@@ -578,7 +578,8 @@ async fn change_gateway(
 }
 
 /// A gateway's routes of kind `K`.
-fn routes<K: RouteKind>(tx: &dyn Tx, account_id: i64, gw_id: &str) -> ApiResult<Vec<Route<K>>> {
+/// The gateway's routes of kind `K`.
+pub fn routes<K: RouteKind>(tx: &dyn Tx, account_id: i64, gw_id: &str) -> ApiResult<Vec<Route<K>>> {
     tx.list_as(&ListQuery { kind: K::KIND, account_id, parent_id: Some(gw_id.to_string()), ..Default::default() })
 }
 

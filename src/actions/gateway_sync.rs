@@ -1,0 +1,292 @@
+//! A gateway's lifecycle against its data plane: the two store-side halves of every
+//! reconciliation, which the reconciler runs around a data-plane call made outside any
+//! transaction.
+//!
+//! - `plan` (read transaction): the gateway's desired state as a `GatewayPlan`.
+//! - `record` (write transaction): what the data plane reported, kept only while the gateway is
+//!   still at the generation the plan was made for, so an older outcome never overwrites a newer
+//!   change. Connections being deleted go; changed ones become `active`; so does the gateway.
+//! - `record_events`: later news from the data plane, each tunnel status only over an older one.
+
+use std::net::Ipv4Addr;
+
+use super::customer_gateways::CustomerGateway;
+use super::ipsec::IkeConfig;
+use super::vpn_connections::{of_gateway, VpnConnection};
+use super::vpn_gateways::VpnGateway;
+use super::vpn_routes::{self, Destination, Policy};
+use crate::api::error::{ApiError, ApiResult};
+use crate::dataplane::{
+    BgpPlan, ConnectionPlan, ConnectionReport, Event, GatewayPlan, GatewayReport, HealthProbe, IkeVersion, Proposal,
+    RoutePlan, TunnelPlan, TunnelStatus,
+};
+use crate::secret::MasterKey;
+use crate::store::{ListQuery, Resource, Tx, TxExt};
+
+fn ip(field: &str, s: &str) -> ApiResult<Ipv4Addr> {
+    s.parse().map_err(|_| ApiError::internal(format!("stored {field} {s:?} is not an IPv4 address")))
+}
+
+fn ike_proposal(ike: &IkeConfig) -> Proposal {
+    Proposal { enc: ike.ike_enc_alg.clone(), auth: ike.ike_auth_alg.clone(), dh: ike.ike_pfs.clone() }
+}
+
+/// The gateway's desired state. `complete` plans carry every connection; otherwise only the ones
+/// changed since the last apply (and none being deleted: absent from a plan means gone).
+pub fn plan(tx: &dyn Tx, key: &MasterKey, gw: &VpnGateway, complete: bool) -> ApiResult<GatewayPlan> {
+    let conns: Vec<VpnConnection> = if complete {
+        of_gateway(tx, gw)?
+    } else {
+        tx.list_as(&ListQuery {
+            kind: VpnConnection::KIND,
+            account_id: gw.account_id,
+            parent_id: Some(gw.id.clone()),
+            status: Some("updating".into()),
+            ..Default::default()
+        })?
+    };
+    let mut cgw_ids: Vec<String> = conns.iter().flat_map(|c| c.customer_gateway_ids().map(str::to_string)).collect();
+    cgw_ids.sort();
+    cgw_ids.dedup();
+    let cgws: Vec<CustomerGateway> = tx.list_as(&ListQuery {
+        kind: CustomerGateway::KIND,
+        account_id: gw.account_id,
+        ids: cgw_ids,
+        ..Default::default()
+    })?;
+    let mut connections = Vec::new();
+    for c in conns.iter().filter(|c| c.state != "deleting") {
+        let mut tunnels = Vec::new();
+        for t in &c.tunnels {
+            let s = &t.spec;
+            let cgw = cgws.iter().find(|g| g.id == s.customer_gateway_id);
+            let remote = cgw.map(|g| g.ip_address.as_str()).unwrap_or_default();
+            tunnels.push(TunnelPlan {
+                id: t.id.clone(),
+                role: s.role.clone(),
+                local_ip: ip("InternetIp", &t.internet_ip)?,
+                remote_ip: ip("customer gateway IpAddress", remote)?,
+                ike_version: IkeVersion::from_wire(&s.ike.ike_version).unwrap_or_default(),
+                aggressive: s.ike.ike_mode == "aggressive",
+                ike: ike_proposal(&s.ike),
+                ike_lifetime_s: s.ike.ike_lifetime,
+                local_id: s.ike.local_id.clone(),
+                remote_id: s.ike.remote_id.clone(),
+                psk: s.ike.psk.open(key)?,
+                esp: Proposal {
+                    enc: s.ipsec.ipsec_enc_alg.clone(),
+                    auth: s.ipsec.ipsec_auth_alg.clone(),
+                    dh: s.ipsec.ipsec_pfs.clone(),
+                },
+                ipsec_lifetime_s: s.ipsec.ipsec_lifetime,
+                dpd: s.enable_dpd,
+                nat_traversal: s.enable_nat_traversal,
+                bgp: s.bgp.enable_bgp.then(|| BgpPlan {
+                    local_asn: s.bgp.local_asn,
+                    peer_asn: cgw.and_then(|g| g.asn),
+                    tunnel_cidr: s.bgp.tunnel_cidr.clone(),
+                    local_ip: s.bgp.local_bgp_ip.clone(),
+                    peer_ip: s.bgp.peer_bgp_ip(),
+                }),
+            });
+        }
+        let h = &c.health_check;
+        let health_check = if h.enable {
+            Some(HealthProbe {
+                sip: ip("health check sip", &h.sip)?,
+                dip: ip("health check dip", &h.dip)?,
+                interval_s: h.interval,
+                retry: h.retry,
+            })
+        } else {
+            None
+        };
+        connections.push(ConnectionPlan {
+            id: c.id.clone(),
+            local_subnets: c.local_subnets(),
+            remote_subnets: c.remote_subnets(),
+            effect_immediately: c.effect_immediately,
+            renegotiate: c.renegotiate,
+            changed: c.state == "updating",
+            health_check,
+            tunnels,
+            last_status: c.tunnels.iter().map(|t| t.status).collect(),
+        });
+    }
+    let mut routes = Vec::new();
+    if complete {
+        for r in vpn_routes::routes::<Destination>(tx, gw.account_id, &gw.id)? {
+            if let Ok(dest) = r.route_dest.parse() {
+                routes.push(RoutePlan { dest, source: None, connection_id: r.next_hop, weight: r.weight });
+            }
+        }
+        for r in vpn_routes::routes::<Policy>(tx, gw.account_id, &gw.id)? {
+            if let (Ok(dest), Ok(source)) = (r.route_dest.parse(), r.kind.route_source.parse()) {
+                routes.push(RoutePlan { dest, source: Some(source), connection_id: r.next_hop, weight: r.weight });
+            }
+        }
+    }
+    let mut public_ips = vec![ip("InternetIp", &gw.internet_ip)?];
+    if !gw.disaster_recovery_internet_ip.is_empty() {
+        public_ips.push(ip("DisasterRecoveryInternetIp", &gw.disaster_recovery_internet_ip)?);
+    }
+    Ok(GatewayPlan {
+        gateway_id: gw.id.clone(),
+        account_id: gw.account_id,
+        vpc_id: gw.vpc_id.clone(),
+        generation: gw.generation,
+        public_ips,
+        intranet_ip: ip("IntranetIp", &gw.intranet_ip)?,
+        connections,
+        routes,
+    })
+}
+
+/// What a data plane that failed as a whole reports: every changed connection down, with why.
+pub fn failed_report(plan: &GatewayPlan, error: &str) -> GatewayReport {
+    GatewayReport {
+        connections: plan
+            .connections
+            .iter()
+            .filter(|c| c.changed)
+            .map(|c| ConnectionReport {
+                id: c.id.clone(),
+                tunnels: c
+                    .tunnels
+                    .iter()
+                    .map(|t| crate::dataplane::TunnelReport {
+                        id: t.id.clone(),
+                        seq: crate::dataplane::next_seq(),
+                        status: TunnelStatus::IkeSaNotEstablished,
+                        bgp_status: if t.bgp.is_some() {
+                            crate::dataplane::BgpStatus::Failed
+                        } else {
+                            Default::default()
+                        },
+                    })
+                    .collect(),
+                health: Default::default(),
+                learned_routes: Vec::new(),
+                error: Some(error.to_string()),
+            })
+            .collect(),
+    }
+}
+
+/// Records the outcome of applying the plan of `generation`, and brings the gateway and its
+/// changed connections to `active` (`settle`: a lifecycle task's apply; a convergence after a
+/// restart records statuses only). False when the gateway moved on to a newer generation (or
+/// is gone): nothing is recorded.
+pub fn record(
+    tx: &mut dyn Tx,
+    account_id: i64,
+    gateway_id: &str,
+    generation: u64,
+    report: &GatewayReport,
+    settle: bool,
+) -> ApiResult<bool> {
+    let Some(mut gw) = tx.get_as::<VpnGateway>(account_id, gateway_id)? else { return Ok(false) };
+    if gw.generation != generation || gw.status == "deleting" {
+        return Ok(false);
+    }
+    for r in &report.connections {
+        let Some(mut conn) = tx.get_as::<VpnConnection>(account_id, &r.id)? else { continue };
+        if conn.state == "deleting" {
+            continue;
+        }
+        for tr in &r.tunnels {
+            if let Some(t) = conn.tunnels.iter_mut().find(|t| t.id == tr.id) {
+                if tr.seq > t.status_seq {
+                    (t.status, t.status_seq) = (tr.status, tr.seq);
+                }
+                t.bgp_status = tr.bgp_status;
+            }
+        }
+        conn.health_status = r.health;
+        conn.dataplane_error = r.error.clone().unwrap_or_default();
+        if let Some(e) = &r.error {
+            tracing::warn!(connection = %conn.id, error = %e, "the data plane could not run the connection");
+        }
+        vpn_routes::record_learned_routes(tx, account_id, &conn.id, &r.learned_routes)?;
+        tx.update_as(&conn)?;
+    }
+    if settle {
+        for state in ["deleting", "updating"] {
+            let pending: Vec<VpnConnection> = tx.list_as(&ListQuery {
+                kind: VpnConnection::KIND,
+                account_id,
+                parent_id: Some(gw.id.clone()),
+                status: Some(state.into()),
+                ..Default::default()
+            })?;
+            for mut conn in pending {
+                if conn.state == "deleting" {
+                    tx.delete(VpnConnection::KIND, account_id, &conn.id)?;
+                    continue;
+                }
+                conn.state = "active".into();
+                conn.renegotiate = false;
+                gw.enable_bgp |= conn.bgp_enabled();
+                tx.update_as(&conn)?;
+            }
+        }
+        gw.status = "active".into();
+        tx.update_as(&gw)?;
+    }
+    Ok(true)
+}
+
+/// Records data-plane events. A tunnel status is kept only over an older one; events about
+/// connections that are gone or going are dropped.
+pub fn record_events(tx: &mut dyn Tx, events: &[Event]) -> ApiResult<()> {
+    for e in events {
+        match e {
+            Event::Tunnel { account_id, connection_id, tunnel_id, seq, status, .. } => {
+                let Some(mut conn) = tx.get_as::<VpnConnection>(*account_id, connection_id)? else { continue };
+                let Some(t) = conn.tunnels.iter_mut().find(|t| &t.id == tunnel_id) else { continue };
+                if conn.state == "deleting" || *seq <= t.status_seq {
+                    continue;
+                }
+                (t.status, t.status_seq) = (*status, *seq);
+                tx.update_as(&conn)?;
+            }
+            Event::Health { account_id, connection_id, status, .. } => {
+                let Some(mut conn) = tx.get_as::<VpnConnection>(*account_id, connection_id)? else { continue };
+                if conn.state == "deleting" || conn.health_status == *status {
+                    continue;
+                }
+                conn.health_status = *status;
+                tx.update_as(&conn)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first step of a new gateway: `provisioning`.
+pub fn provision(tx: &mut dyn Tx, account_id: i64, gateway_id: &str) -> ApiResult<()> {
+    if let Some(mut gw) = tx.get_as::<VpnGateway>(account_id, gateway_id)? {
+        gw.status = "provisioning".into();
+        tx.update_as(&gw)?;
+    }
+    Ok(())
+}
+
+/// The last step of a deleted gateway, once its data plane is gone: it, its routes and its
+/// addresses go.
+pub fn forget(tx: &mut dyn Tx, account_id: i64, gateway_id: &str) -> ApiResult<()> {
+    vpn_routes::remove_gateway_routes(tx, account_id, gateway_id)?;
+    tx.delete(VpnGateway::KIND, account_id, gateway_id)?;
+    tx.release_addresses(gateway_id)
+}
+
+/// Every gateway of every account that runs (or should run) in the data plane.
+pub fn live_gateways(tx: &dyn Tx) -> ApiResult<Vec<VpnGateway>> {
+    let mut out = Vec::new();
+    for a in tx.accounts()? {
+        let gws: Vec<VpnGateway> =
+            tx.list_as(&ListQuery { kind: VpnGateway::KIND, account_id: a.id, ..Default::default() })?;
+        out.extend(gws.into_iter().filter(|g| g.status != "init"));
+    }
+    Ok(out)
+}

@@ -1,0 +1,157 @@
+//! A gateway's network namespace and its links, through iproute2 (`ip`). Every operation is
+//! idempotent: it checks what exists before it creates, so a restarted Gatehouse adopts what is
+//! already right.
+//!
+//! Inside namespace `<prefix><gateway id>`:
+//! - `pub0` (and `pub1` on dual-tunnel gateways): the public addresses, veths into the uplink
+//!   bridge; the default route via `--uplink-gateway` when one is given;
+//! - `vpc0`: the IntranetIp, a veth into the VPC's bridge; VPC hosts reach remote subnets
+//!   through it;
+//! - `lo`: health-check source addresses (/32), answered for on no link (arp_ignore).
+//!
+//! The host ends of the veths are named `gh<hash><role>` (≤ 15 characters), from a hash of the
+//! namespace's name.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::dataplane::DataPlaneError;
+
+/// How long one `ip` command may take.
+const IP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `ip args…`; its stderr becomes the error.
+pub async fn ip(args: &[&str]) -> Result<String, DataPlaneError> {
+    run("ip", args).await
+}
+
+/// Runs a program to completion within `IP_TIMEOUT`.
+pub async fn run(program: &str, args: &[&str]) -> Result<String, DataPlaneError> {
+    let out = tokio::time::timeout(IP_TIMEOUT, Command::new(program).args(args).kill_on_drop(true).output())
+        .await
+        .map_err(|_| DataPlaneError::new(format!("{program} {} timed out", args.join(" "))))?
+        .map_err(|e| DataPlaneError::new(format!("running {program}: {e}")))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(DataPlaneError::new(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+pub fn exists(ns: &str) -> bool {
+    Path::new("/run/netns").join(ns).exists()
+}
+
+/// The names of every namespace that starts with `prefix`.
+pub fn namespaces(prefix: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/run/netns") else { return Vec::new() };
+    dir.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with(prefix)).collect()
+}
+
+/// The host end of one of the namespace's veths.
+pub fn host_link(ns: &str, role: &str) -> String {
+    // FNV-1a: stable across runs and builds, unlike std's hasher.
+    let hash = ns.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    format!("gh{:08x}{role}", hash as u32)
+}
+
+/// One link of the namespace: its name inside, the bridge its host end joins, its address.
+pub struct Link<'a> {
+    pub name: &'a str,
+    pub bridge: &'a str,
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+/// Creates the namespace (forwarding on, IPv6 and reverse-path filtering off) if it is missing.
+pub async fn ensure_namespace(ns: &str) -> Result<(), DataPlaneError> {
+    if !exists(ns) {
+        ip(&["netns", "add", ns]).await?;
+    }
+    ip(&["-n", ns, "link", "set", "lo", "up"]).await?;
+    for (key, value) in [
+        ("net.ipv4.ip_forward", "1"),
+        ("net.ipv4.conf.all.rp_filter", "0"),
+        ("net.ipv4.conf.default.rp_filter", "0"),
+        ("net.ipv4.conf.all.arp_ignore", "1"),
+        ("net.ipv6.conf.all.disable_ipv6", "1"),
+        ("net.ipv6.conf.default.disable_ipv6", "1"),
+    ] {
+        let setting = format!("{key}={value}");
+        run("ip", &["netns", "exec", ns, "sysctl", "-q", "-w", &setting]).await?;
+    }
+    Ok(())
+}
+
+/// Makes `link` exist in `ns` with its address, its host end up in its bridge.
+pub async fn ensure_link(ns: &str, role: &str, link: &Link<'_>) -> Result<(), DataPlaneError> {
+    let host = host_link(ns, role);
+    if ip(&["-n", ns, "link", "show", link.name]).await.is_err() {
+        // A host end left over from a namespace that went away would block the name.
+        let _ = ip(&["link", "del", &host]).await;
+        ip(&["link", "add", &host, "type", "veth", "peer", "name", link.name, "netns", ns]).await?;
+    }
+    ip(&["link", "set", &host, "master", link.bridge, "up"]).await?;
+    let cidr = format!("{}/{}", link.addr, link.prefix_len);
+    ip(&["-n", ns, "addr", "replace", &cidr, "dev", link.name]).await?;
+    ip(&["-n", ns, "link", "set", link.name, "up"]).await?;
+    Ok(())
+}
+
+/// The namespace's default route, via the uplink's gateway.
+pub async fn ensure_default_route(ns: &str, via: Ipv4Addr) -> Result<(), DataPlaneError> {
+    ip(&["-n", ns, "route", "replace", "default", "via", &via.to_string(), "dev", "pub0"]).await.map(drop)
+}
+
+/// Makes exactly `wanted` the /32 addresses on the namespace's loopback (health-check sources).
+pub async fn ensure_probe_sources(ns: &str, wanted: &[Ipv4Addr]) -> Result<(), DataPlaneError> {
+    let shown = ip(&["-n", ns, "-4", "-o", "addr", "show", "dev", "lo"]).await?;
+    let have: Vec<Ipv4Addr> = shown
+        .lines()
+        .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))
+        .filter_map(|cidr| cidr.strip_suffix("/32")?.parse().ok())
+        .collect();
+    for a in have.iter().filter(|a| !wanted.contains(a)) {
+        ip(&["-n", ns, "addr", "del", &format!("{a}/32"), "dev", "lo"]).await?;
+    }
+    for a in wanted.iter().filter(|a| !have.contains(a)) {
+        ip(&["-n", ns, "addr", "add", &format!("{a}/32"), "dev", "lo"]).await?;
+    }
+    Ok(())
+}
+
+/// Deletes the namespace; its veths go with it.
+pub async fn remove_namespace(ns: &str) -> Result<(), DataPlaneError> {
+    if exists(ns) {
+        ip(&["netns", "del", ns]).await?;
+    }
+    Ok(())
+}
+
+/// The namespace `pid` lives in, if it is a named one.
+pub async fn namespace_of(pid: u32) -> Option<String> {
+    let out = ip(&["netns", "identify", &pid.to_string()]).await.ok()?;
+    let name = out.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_links_are_short_stable_and_distinct() {
+        let a = host_link("gh-vpn-abcdefghijklmnopqrstu", "u0");
+        assert_eq!(a, host_link("gh-vpn-abcdefghijklmnopqrstu", "u0"));
+        assert!(a.len() <= 15, "{a}");
+        assert_ne!(a, host_link("gh-vpn-abcdefghijklmnopqrstv", "u0"));
+        assert_ne!(a, host_link("gh-vpn-abcdefghijklmnopqrstu", "v"));
+    }
+}

@@ -1,0 +1,421 @@
+//! Gateway mode: every VPN gateway runs in a network namespace of its own (`links`), with its own
+//! strongSwan charon (`charon`) driven over VICI (`vici`). Namespaces keep tenants apart: two
+//! accounts may use the same subnets at once.
+//!
+//! Each gateway has a supervisor task. It starts charon (or adopts the one an earlier Gatehouse
+//! left running), subscribes to its events, and after every event reads charon's SAs and
+//! reports the tunnels whose status changed. When charon dies, the supervisor reports its
+//! tunnels down, starts a new charon and loads the gateway's whole plan again.
+//!
+//! `apply` loads what changed (a tunnel whose VICI configuration is the same is left alone, so
+//! SAs that are still right survive a Gatehouse restart), unloads what is gone, and starts
+//! negotiating the tunnels that take effect immediately.
+
+mod charon;
+mod health;
+mod links;
+mod vici;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream::{select_all, StreamExt};
+use serde::de::IgnoredAny;
+use tokio::sync::{mpsc::UnboundedSender, watch};
+
+pub use charon::{detect_backend, EspBackend};
+
+use super::{
+    next_seq, BgpStatus, ConnectionReport, DataPlane, DataPlaneError, Event, GatewayPlan, GatewayReport, HealthStatus,
+    RunningGateway, TunnelReport, TunnelStatus,
+};
+
+/// What an operator sets for gateway mode.
+#[derive(Clone, Debug)]
+pub struct NetnsConfig {
+    /// Gateways' files: `<dir>/<gateway id>/`.
+    pub dir: PathBuf,
+    /// Namespaces are named `<prefix><gateway id>`.
+    pub prefix: String,
+    pub uplink_bridge: String,
+    pub uplink_gateway: Option<Ipv4Addr>,
+    /// VPC ID → its host bridge.
+    pub vpc_bridges: BTreeMap<String, String>,
+    pub public_prefix_len: u8,
+    pub private_prefix_len: u8,
+    pub backend: EspBackend,
+}
+
+/// How long charon may take to start answering.
+const CHARON_START: Duration = Duration::from_secs(10);
+/// How long `apply` waits for a tunnel it starts negotiating before it reports.
+const INITIATE_WAIT: Duration = Duration::from_millis(1500);
+const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+pub struct Netns {
+    config: NetnsConfig,
+    events: UnboundedSender<Event>,
+    gateways: Mutex<HashMap<String, Arc<Gateway>>>,
+}
+
+/// One gateway's runtime state.
+struct Gateway {
+    id: String,
+    account_id: i64,
+    ns: String,
+    charon: charon::Charon,
+    /// The last plan applied: what a restarted charon is loaded with.
+    plan: Mutex<Option<GatewayPlan>>,
+    /// What charon has loaded, per tunnel: the configuration it was given.
+    loaded: Mutex<HashMap<String, vici::Conn>>,
+    /// The status last reported per tunnel.
+    reported: Mutex<HashMap<String, TunnelStatus>>,
+    /// Bumped each time a charon is up and subscribed; 0 until the first.
+    ready: watch::Sender<u64>,
+    /// Serializes applies and reloads of this gateway.
+    apply_lock: tokio::sync::Mutex<()>,
+    stop: watch::Sender<bool>,
+    health: health::Prober,
+}
+
+impl Netns {
+    pub fn new(config: NetnsConfig, events: UnboundedSender<Event>) -> Result<Self, DataPlaneError> {
+        charon::check_installed()?;
+        std::fs::create_dir_all(&config.dir)
+            .map_err(|e| DataPlaneError::new(format!("{}: {e}", config.dir.display())))?;
+        Ok(Netns { config, events, gateways: Mutex::new(HashMap::new()) })
+    }
+
+    fn ns(&self, gateway_id: &str) -> String {
+        format!("{}{gateway_id}", self.config.prefix)
+    }
+
+    /// The gateway's runtime, started (namespace, links, supervised charon) on first use.
+    async fn gateway(&self, plan: &GatewayPlan) -> Result<Arc<Gateway>, DataPlaneError> {
+        if let Some(gw) = self.gateways.lock().expect("gateways").get(&plan.gateway_id) {
+            return Ok(gw.clone());
+        }
+        let c = &self.config;
+        let vpc_bridge = c.vpc_bridges.get(&plan.vpc_id).ok_or_else(|| {
+            DataPlaneError::new(format!("VPC {} has no bridge on this host (--vpc-bridge)", plan.vpc_id))
+        })?;
+        let ns = self.ns(&plan.gateway_id);
+        links::ensure_namespace(&ns).await?;
+        for (i, ip) in plan.public_ips.iter().enumerate() {
+            let name = format!("pub{i}");
+            let link =
+                links::Link { name: &name, bridge: &c.uplink_bridge, addr: *ip, prefix_len: c.public_prefix_len };
+            links::ensure_link(&ns, &format!("u{i}"), &link).await?;
+        }
+        let vpc =
+            links::Link { name: "vpc0", bridge: vpc_bridge, addr: plan.intranet_ip, prefix_len: c.private_prefix_len };
+        links::ensure_link(&ns, "v", &vpc).await?;
+        if let Some(via) = c.uplink_gateway {
+            links::ensure_default_route(&ns, via).await?;
+        }
+        let gw = Arc::new(Gateway {
+            id: plan.gateway_id.clone(),
+            account_id: plan.account_id,
+            charon: charon::Charon::new(c.dir.join(&plan.gateway_id), ns.clone(), &plan.gateway_id),
+            ns: ns.clone(),
+            plan: Mutex::new(None),
+            loaded: Mutex::new(HashMap::new()),
+            reported: Mutex::new(HashMap::new()),
+            ready: watch::channel(0).0,
+            apply_lock: tokio::sync::Mutex::new(()),
+            stop: watch::channel(false).0,
+            health: health::Prober::new(ns, plan.account_id, plan.gateway_id.clone(), self.events.clone()),
+        });
+        let mut gateways = self.gateways.lock().expect("gateways");
+        // Another apply may have won the race: keep the first.
+        if let Some(existing) = gateways.get(&plan.gateway_id) {
+            return Ok(existing.clone());
+        }
+        gateways.insert(plan.gateway_id.clone(), gw.clone());
+        tokio::spawn(supervise(gw.clone(), c.backend, self.events.clone()));
+        Ok(gw)
+    }
+}
+
+#[async_trait]
+impl DataPlane for Netns {
+    async fn apply(&self, plan: GatewayPlan) -> Result<GatewayReport, DataPlaneError> {
+        let gw = self.gateway(&plan).await?;
+        // Wait for the supervisor to have a charon up.
+        let mut ready = gw.ready.subscribe();
+        tokio::time::timeout(CHARON_START, ready.wait_for(|n| *n > 0))
+            .await
+            .map_err(|_| DataPlaneError::new(format!("charon of {} did not come up", gw.id)))?
+            .map_err(|_| DataPlaneError::new("the gateway's supervisor stopped"))?;
+        let _serial = gw.apply_lock.lock().await;
+        *gw.plan.lock().expect("plan") = Some(plan.clone());
+        let errors = load(&gw, &plan, self.config.backend).await?;
+        let sources: Vec<Ipv4Addr> =
+            plan.connections.iter().filter_map(|c| c.health_check.as_ref().map(|h| h.sip)).collect();
+        links::ensure_probe_sources(&gw.ns, &sources).await?;
+        gw.health.set(&plan);
+        let statuses = vici::statuses(&gw.charon.socket).await?;
+        let report = plan
+            .connections
+            .iter()
+            .map(|c| ConnectionReport {
+                id: c.id.clone(),
+                tunnels: c
+                    .tunnels
+                    .iter()
+                    .map(|t| TunnelReport {
+                        id: t.id.clone(),
+                        seq: next_seq(),
+                        status: statuses.get(&t.id).copied().unwrap_or_default(),
+                        // BGP over the tunnels comes with the BIRD driver; until then it is down.
+                        bgp_status: if t.bgp.is_some() { BgpStatus::Failed } else { BgpStatus::None },
+                    })
+                    .collect(),
+                health: if c.health_check.is_some() { gw.health.status(&c.id) } else { HealthStatus::Success },
+                learned_routes: Vec::new(),
+                error: errors.get(&c.id).cloned(),
+            })
+            .collect();
+        Ok(GatewayReport { connections: report })
+    }
+
+    async fn remove(&self, gateway_id: &str) -> Result<(), DataPlaneError> {
+        let gw = self.gateways.lock().expect("gateways").remove(gateway_id);
+        if let Some(gw) = &gw {
+            let _ = gw.stop.send(true);
+            gw.health.stop();
+        }
+        let ns = self.ns(gateway_id);
+        let dir = self.config.dir.join(gateway_id);
+        let charon = charon::Charon::new(dir.clone(), ns.clone(), gateway_id);
+        charon.stop().await;
+        links::remove_namespace(&ns).await?;
+        let _ = std::fs::remove_file(&charon.socket);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    async fn running(&self) -> Result<Vec<RunningGateway>, DataPlaneError> {
+        let mut ids: Vec<String> = links::namespaces(&self.config.prefix)
+            .into_iter()
+            .map(|ns| ns[self.config.prefix.len()..].to_string())
+            .collect();
+        // A directory whose namespace is gone still holds a charon's files.
+        if let Ok(dir) = std::fs::read_dir(&self.config.dir) {
+            ids.extend(dir.filter_map(|e| e.ok()?.file_name().into_string().ok()));
+        }
+        // Only names Gatehouse gives: other namespaces that share the prefix are not ours.
+        ids.retain(|id| is_gateway_id(id));
+        ids.sort();
+        ids.dedup();
+        Ok(ids.into_iter().map(|gateway_id| RunningGateway { gateway_id }).collect())
+    }
+
+    async fn shutdown(&self) {
+        for gw in self.gateways.lock().expect("gateways").values() {
+            let _ = gw.stop.send(true);
+            gw.health.stop();
+        }
+    }
+
+    fn stateful(&self) -> bool {
+        true
+    }
+}
+
+/// Whether `s` has the shape of a VPN gateway ID (`vpn-` and lowercase letters and digits).
+fn is_gateway_id(s: &str) -> bool {
+    s.strip_prefix("vpn-")
+        .is_some_and(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+}
+
+/// Loads the plan into the gateway's charon: what changed is (re)loaded, what is gone is
+/// unloaded, tunnels that take effect now are negotiated. Returns per-connection errors.
+async fn load(
+    gw: &Gateway,
+    plan: &GatewayPlan,
+    backend: EspBackend,
+) -> Result<HashMap<String, String>, DataPlaneError> {
+    let force_encap = backend == EspBackend::Libipsec;
+    let socket = gw.charon.socket.clone();
+    let mut client = vici::connect(&socket).await?;
+    let mut errors = HashMap::new();
+    let mut wanted = HashMap::new();
+    let mut negotiate = Vec::new();
+    for c in &plan.connections {
+        for t in &c.tunnels {
+            let conn = vici::conn(c, t, force_encap);
+            wanted.insert(t.id.clone(), ());
+            let same = gw.loaded.lock().expect("loaded").get(&t.id) == Some(&conn);
+            if !same {
+                let had_config = gw.loaded.lock().expect("loaded").contains_key(&t.id);
+                if let Err(e) = vici::load(&mut client, &t.id, t, &conn).await {
+                    errors.insert(c.id.clone(), e.to_string());
+                    continue;
+                }
+                // SAs negotiated under the old configuration (a new PSK, new algorithms) go.
+                if had_config {
+                    vici::terminate(&mut client, &t.id).await?;
+                }
+                gw.loaded.lock().expect("loaded").insert(t.id.clone(), conn);
+            }
+            if c.effect_immediately && (c.renegotiate || !same) {
+                negotiate.extend(vici::children(c, t).into_iter().map(|(child, _, _)| (t.id.clone(), child)));
+            }
+        }
+    }
+    // Whatever charon runs that the plan does not hold goes (also conns left from before).
+    let mut gone: Vec<String> = vici::loaded_conns(&mut client).await?;
+    gone.extend(gw.loaded.lock().expect("loaded").keys().cloned());
+    gone.sort();
+    gone.dedup();
+    for name in gone.into_iter().filter(|n| !wanted.contains_key(n)) {
+        vici::unload(&mut client, &name).await?;
+        gw.loaded.lock().expect("loaded").remove(&name);
+        gw.reported.lock().expect("reported").remove(&name);
+    }
+    // A tunnel already up is not negotiated twice (that would only add a duplicate SA).
+    let up = vici::statuses(&socket).await?;
+    negotiate.retain(|(ike, _)| up.get(ike) != Some(&TunnelStatus::IpsecSaEstablished));
+    let initiations = negotiate.into_iter().map(|(ike, child)| {
+        let socket = socket.clone();
+        async move { vici::initiate(&socket, &ike, &child, INITIATE_WAIT).await }
+    });
+    for outcome in futures_util::future::join_all(initiations).await {
+        if let Err(e) = outcome {
+            tracing::debug!(gateway = gw.id, error = %e, "initiate");
+        }
+    }
+    Ok(errors)
+}
+
+/// Reads charon's SAs and reports every tunnel of the plan whose status changed.
+async fn refresh(gw: &Gateway, events: &UnboundedSender<Event>, cause: &str) {
+    let statuses = match vici::statuses(&gw.charon.socket).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(gateway = gw.id, error = %e, "reading SAs");
+            return;
+        }
+    };
+    report_changes(gw, events, cause, |id| statuses.get(id).copied().unwrap_or_default());
+}
+
+fn report_changes(
+    gw: &Gateway,
+    events: &UnboundedSender<Event>,
+    cause: &str,
+    status_of: impl Fn(&str) -> TunnelStatus,
+) {
+    let Some(plan) = gw.plan.lock().expect("plan").clone() else { return };
+    let mut reported = gw.reported.lock().expect("reported");
+    for c in &plan.connections {
+        for t in &c.tunnels {
+            let status = status_of(&t.id);
+            if reported.insert(t.id.clone(), status) == Some(status) {
+                continue;
+            }
+            let _ = events.send(Event::Tunnel {
+                account_id: gw.account_id,
+                gateway_id: gw.id.clone(),
+                connection_id: c.id.clone(),
+                tunnel_id: t.id.clone(),
+                seq: next_seq(),
+                status,
+                cause: cause.to_string(),
+            });
+        }
+    }
+}
+
+/// Keeps the gateway's charon running: starts or adopts it, follows its events, and when it
+/// dies reports the tunnels down, restarts it and loads the last plan again.
+async fn supervise(gw: Arc<Gateway>, backend: EspBackend, events: UnboundedSender<Event>) {
+    let mut stop = gw.stop.subscribe();
+    let mut backoff = Duration::from_millis(100);
+    let mut generation = 0u64;
+    while !*stop.borrow() {
+        let pid = match gw.charon.running_pid().await {
+            Some(pid) => {
+                tracing::info!(gateway = gw.id, pid, "adopting the running charon");
+                pid
+            }
+            None => match gw.charon.start(backend).await {
+                Ok(pid) => {
+                    tracing::info!(gateway = gw.id, pid, "started charon");
+                    pid
+                }
+                Err(e) => {
+                    tracing::error!(gateway = gw.id, error = %e, "starting charon failed");
+                    wait(&mut stop, &mut backoff).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(e) = gw.charon.wait_ready(pid, CHARON_START).await {
+            tracing::error!(gateway = gw.id, error = %e, "charon did not come up");
+            wait(&mut stop, &mut backoff).await;
+            continue;
+        }
+        let mut client = match vici::connect(&gw.charon.socket).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(gateway = gw.id, error = %e, "subscribing to charon's events failed");
+                wait(&mut stop, &mut backoff).await;
+                continue;
+            }
+        };
+        let mut stream = select_all(
+            vici::EVENTS.iter().map(|name| client.subscribe::<IgnoredAny>(name).map(move |r| r.map(|_| *name)).boxed()),
+        );
+        // A new charon knows nothing: give it the last plan (an adopted one is checked by the
+        // next apply, which loads only what differs).
+        if generation > 0 {
+            gw.loaded.lock().expect("loaded").clear();
+            let plan = gw.plan.lock().expect("plan").clone();
+            if let Some(plan) = plan {
+                let _serial = gw.apply_lock.lock().await;
+                let mut plan = plan;
+                for c in &mut plan.connections {
+                    c.renegotiate = c.effect_immediately;
+                }
+                if let Err(e) = load(&gw, &plan, backend).await {
+                    tracing::error!(gateway = gw.id, error = %e, "reloading the restarted charon failed");
+                }
+            }
+        }
+        generation += 1;
+        gw.ready.send_replace(generation);
+        refresh(&gw, &events, "charon started").await;
+        let mut liveness = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                event = stream.next() => match event {
+                    Some(Ok(name)) => {
+                        backoff = Duration::from_millis(100);
+                        refresh(&gw, &events, name).await;
+                    }
+                    _ => break,
+                },
+                _ = liveness.tick() => if !charon::alive(pid) { break },
+                _ = stop.changed() => return,
+            }
+        }
+        tracing::warn!(gateway = gw.id, pid, "charon exited; restarting it");
+        report_changes(&gw, &events, "charon exited", |_| TunnelStatus::IkeSaNotEstablished);
+        wait(&mut stop, &mut backoff).await;
+    }
+}
+
+/// Sleeps `backoff` (doubling it for next time) unless told to stop.
+async fn wait(stop: &mut watch::Receiver<bool>, backoff: &mut Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(*backoff) => {}
+        _ = stop.changed() => {}
+    }
+    *backoff = (*backoff * 2).min(RESTART_BACKOFF_MAX);
+}

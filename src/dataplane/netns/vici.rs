@@ -1,0 +1,359 @@
+//! What Gatehouse says to a charon over VICI, and reads back. A tunnel is one VICI connection
+//! named by the tunnel's ID, with its PSK loaded as a shared secret of the same name; its
+//! children carry the traffic selectors (IKEv2: one child with every subnet; IKEv1, which
+//! negotiates one pair of selectors per child: one child per pair, `<tunnel>-<n>`).
+//!
+//! Lifetimes: the API's lifetime is the hard one. strongSwan adds `over_time` on top of
+//! `rekey_time`, so rekeying starts at 90 % and the SA dies at 100 %.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::{pin_mut, TryStreamExt};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+use crate::dataplane::{ConnectionPlan, DataPlaneError, IkeVersion, TunnelPlan, TunnelStatus};
+
+/// DPD: probe an idle peer this often (IKEv2 declares it dead after the retransmissions set in
+/// strongswan.conf, IKEv1 after `DPD_TIMEOUT`).
+pub const DPD_DELAY: &str = "5s";
+const DPD_TIMEOUT: &str = "15s";
+/// How long one blocking VICI command may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn err(what: &str, e: impl std::fmt::Display) -> DataPlaneError {
+    DataPlaneError::new(format!("vici {what}: {e}"))
+}
+
+pub async fn connect(socket: &Path) -> Result<rsvici::Client, DataPlaneError> {
+    rsvici::unix::connect(socket).await.map_err(|e| err("connect", e))
+}
+
+/// The answer of commands that only say whether they worked.
+#[derive(Deserialize)]
+struct Outcome {
+    success: Option<bool>,
+    errmsg: Option<String>,
+}
+
+/// Sends `cmd` and fails with charon's own message when it says no.
+async fn command<T: Serialize>(client: &mut rsvici::Client, cmd: &str, msg: T) -> Result<(), DataPlaneError> {
+    let outcome: Outcome = tokio::time::timeout(COMMAND_TIMEOUT, client.request(cmd, msg))
+        .await
+        .map_err(|_| err(cmd, "timed out"))?
+        .map_err(|e| err(cmd, e))?;
+    match outcome.success {
+        Some(false) => Err(err(cmd, outcome.errmsg.unwrap_or_else(|| "failed".into()))),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Serialize, Clone, PartialEq, Debug)]
+struct Auth {
+    auth: &'static str,
+    id: String,
+}
+
+#[derive(Serialize, Clone, PartialEq, Debug)]
+struct Child {
+    local_ts: Vec<String>,
+    remote_ts: Vec<String>,
+    esp_proposals: Vec<String>,
+    rekey_time: String,
+    life_time: String,
+    rand_time: String,
+    start_action: &'static str,
+    dpd_action: &'static str,
+    close_action: &'static str,
+}
+
+/// One `load-conn` entry.
+#[derive(Serialize, Clone, PartialEq, Debug)]
+pub struct Conn {
+    version: u8,
+    aggressive: bool,
+    local_addrs: Vec<String>,
+    remote_addrs: Vec<String>,
+    proposals: Vec<String>,
+    rekey_time: String,
+    over_time: String,
+    rand_time: String,
+    encap: bool,
+    mobike: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dpd_delay: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dpd_timeout: Option<&'static str>,
+    keyingtries: u32,
+    unique: &'static str,
+    #[serde(rename = "local-1")]
+    local: Auth,
+    #[serde(rename = "remote-1")]
+    remote: Auth,
+    children: BTreeMap<String, Child>,
+}
+
+fn seconds(s: u64) -> String {
+    format!("{s}s")
+}
+
+/// The hard lifetime `l` as (rekey, over, rand) times: rekey at 90 %, die at 100 %.
+fn lifetimes(l: u32) -> (String, String, String) {
+    let l = u64::from(l.max(60));
+    let rekey = l * 9 / 10;
+    (seconds(rekey), seconds(l - rekey), seconds((l - rekey) / 2))
+}
+
+/// The child names of a tunnel, each with its (local, remote) selectors.
+pub fn children(conn: &ConnectionPlan, t: &TunnelPlan) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let strings = |v: &[ipnet::Ipv4Net]| v.iter().map(|n| n.trunc().to_string()).collect::<Vec<_>>();
+    let (local, remote) = (strings(&conn.local_subnets), strings(&conn.remote_subnets));
+    match t.ike_version {
+        IkeVersion::V2 => vec![(t.id.clone(), local, remote)],
+        IkeVersion::V1 => local
+            .iter()
+            .flat_map(|l| remote.iter().map(move |r| (l.clone(), r.clone())))
+            .enumerate()
+            .map(|(i, (l, r))| (format!("{}-{}", t.id, i + 1), vec![l], vec![r]))
+            .collect(),
+    }
+}
+
+/// The VICI connection of one tunnel. `force_encap`: the ESP backend carries only
+/// UDP-encapsulated ESP (kernel-libipsec), so NAT-T is always on.
+pub fn conn(conn: &ConnectionPlan, t: &TunnelPlan, force_encap: bool) -> Conn {
+    let (rekey, over, rand) = lifetimes(t.ike_lifetime_s);
+    let (child_rekey, child_over, child_rand) = lifetimes(t.ipsec_lifetime_s);
+    let _ = child_over;
+    // Negotiate now (and again after a dead peer), or when traffic first matches (trap).
+    let (start_action, dpd_action, close_action) =
+        if conn.effect_immediately { ("none", "restart", "none") } else { ("trap", "trap", "trap") };
+    let child = |local_ts: Vec<String>, remote_ts: Vec<String>| Child {
+        local_ts,
+        remote_ts,
+        esp_proposals: vec![t.esp.strongswan()],
+        rekey_time: child_rekey.clone(),
+        life_time: seconds(u64::from(t.ipsec_lifetime_s.max(60))),
+        rand_time: child_rand.clone(),
+        start_action,
+        dpd_action,
+        close_action,
+    };
+    Conn {
+        version: if t.ike_version == IkeVersion::V1 { 1 } else { 2 },
+        aggressive: t.ike_version == IkeVersion::V1 && t.aggressive,
+        local_addrs: vec![t.local_ip.to_string()],
+        remote_addrs: vec![t.remote_ip.to_string()],
+        proposals: vec![t.ike.strongswan()],
+        rekey_time: rekey,
+        over_time: over,
+        rand_time: rand,
+        encap: t.nat_traversal || force_encap,
+        mobike: false,
+        dpd_delay: t.dpd.then_some(DPD_DELAY),
+        dpd_timeout: (t.dpd && t.ike_version == IkeVersion::V1).then_some(DPD_TIMEOUT),
+        // A gateway told to negotiate keeps trying until its peer answers.
+        keyingtries: if conn.effect_immediately { 0 } else { 1 },
+        unique: "replace",
+        local: Auth { auth: "psk", id: t.local_id.clone() },
+        remote: Auth { auth: "psk", id: t.remote_id.clone() },
+        children: children(conn, t).into_iter().map(|(name, l, r)| (name, child(l, r))).collect(),
+    }
+}
+
+#[derive(Serialize)]
+struct Shared<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    data: &'a str,
+    owners: Vec<&'a str>,
+}
+
+/// Loads a tunnel: its PSK, then its connection.
+pub async fn load(client: &mut rsvici::Client, name: &str, t: &TunnelPlan, c: &Conn) -> Result<(), DataPlaneError> {
+    let owners = vec![t.local_id.as_str(), t.remote_id.as_str()];
+    command(client, "load-shared", Shared { id: name, kind: "IKE", data: t.psk.expose(), owners }).await?;
+    command(client, "load-conn", BTreeMap::from([(name.to_string(), c.clone())])).await
+}
+
+#[derive(Serialize)]
+struct Name<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct Id<'a> {
+    id: &'a str,
+}
+
+/// Unloads a tunnel and tears down its SAs (unloading alone keeps established SAs up).
+pub async fn unload(client: &mut rsvici::Client, name: &str) -> Result<(), DataPlaneError> {
+    let _ = command(client, "unload-conn", Name { name }).await;
+    let _ = command(client, "unload-shared", Id { id: name }).await;
+    terminate(client, name).await
+}
+
+#[derive(Serialize)]
+struct Terminate<'a> {
+    ike: &'a str,
+    force: bool,
+    timeout: i32,
+}
+
+/// Tears down every IKE SA of the tunnel (and their children).
+pub async fn terminate(client: &mut rsvici::Client, name: &str) -> Result<(), DataPlaneError> {
+    match command(client, "terminate", Terminate { ike: name, force: true, timeout: 2000 }).await {
+        // Nothing to terminate is fine.
+        Err(e) if e.0.contains("no matching") => Ok(()),
+        other => other,
+    }
+}
+
+#[derive(Serialize)]
+struct Initiate<'a> {
+    child: &'a str,
+    ike: &'a str,
+    timeout: i32,
+    #[serde(rename = "init-limits")]
+    init_limits: bool,
+}
+
+/// Starts negotiating one child; returns once it is up or `wait` has passed (negotiation goes
+/// on in the background either way; events report the outcome).
+pub async fn initiate(socket: &Path, ike: &str, child: &str, wait: Duration) -> Result<(), DataPlaneError> {
+    let mut client = connect(socket).await?;
+    let msg = Initiate { child, ike, timeout: wait.as_millis() as i32, init_limits: false };
+    let stream = client.stream_request::<_, IgnoredAny>("initiate", "control-log", msg);
+    pin_mut!(stream);
+    let drained = async {
+        while stream.try_next().await?.is_some() {}
+        Ok::<_, rsvici::Error>(())
+    };
+    match tokio::time::timeout(wait + Duration::from_millis(500), drained).await {
+        Ok(Err(e)) => Err(err("initiate", e)),
+        _ => Ok(()),
+    }
+}
+
+/// The names of the connections charon has loaded.
+pub async fn loaded_conns(client: &mut rsvici::Client) -> Result<Vec<String>, DataPlaneError> {
+    let stream = client.stream_request::<_, BTreeMap<String, IgnoredAny>>("list-conns", "list-conn", ());
+    pin_mut!(stream);
+    let mut names = Vec::new();
+    let listed = async {
+        while let Some(conn) = stream.try_next().await? {
+            names.extend(conn.into_keys());
+        }
+        Ok::<_, rsvici::Error>(())
+    };
+    tokio::time::timeout(COMMAND_TIMEOUT, listed)
+        .await
+        .map_err(|_| err("list-conns", "timed out"))?
+        .map_err(|e| err("list-conns", e))?;
+    Ok(names)
+}
+
+#[derive(Deserialize)]
+struct ChildSa {
+    name: Option<String>,
+    state: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct IkeSa {
+    state: Option<String>,
+    #[serde(rename = "child-sas")]
+    child_sas: Option<BTreeMap<String, ChildSa>>,
+}
+
+/// Every tunnel's status, from charon's SAs: IKE SAs are named by their tunnel, children by the
+/// tunnel or `<tunnel>-<n>`. Tunnels without any SA are absent.
+pub async fn statuses(socket: &Path) -> Result<HashMap<String, TunnelStatus>, DataPlaneError> {
+    let mut client = connect(socket).await?;
+    let stream = client.stream_request::<_, BTreeMap<String, IkeSa>>("list-sas", "list-sa", ());
+    pin_mut!(stream);
+    let mut out: HashMap<String, TunnelStatus> = HashMap::new();
+    let listed = async {
+        while let Some(sas) = stream.try_next().await? {
+            for (name, sa) in sas {
+                let status = if sa.state.as_deref() != Some("ESTABLISHED") {
+                    TunnelStatus::IkeSaNotEstablished
+                } else if sa.child_sas.iter().flatten().any(|(_, c)| {
+                    c.state.as_deref() == Some("INSTALLED") && c.name.as_deref().is_some_and(|n| n.starts_with(&name))
+                }) {
+                    TunnelStatus::IpsecSaEstablished
+                } else {
+                    TunnelStatus::IkeSaEstablished
+                };
+                let best = out.entry(name).or_default();
+                *best = rank_max(*best, status);
+            }
+        }
+        Ok::<_, rsvici::Error>(())
+    };
+    tokio::time::timeout(COMMAND_TIMEOUT, listed)
+        .await
+        .map_err(|_| err("list-sas", "timed out"))?
+        .map_err(|e| err("list-sas", e))?;
+    Ok(out)
+}
+
+/// The further along of two statuses (a tunnel with several IKE SAs is as up as its best).
+fn rank_max(a: TunnelStatus, b: TunnelStatus) -> TunnelStatus {
+    let rank = |s| match s {
+        TunnelStatus::IkeSaNotEstablished => 0,
+        TunnelStatus::IkeSaEstablished => 1,
+        TunnelStatus::IpsecSaEstablished => 2,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+/// The events after which tunnel statuses may have changed.
+pub const EVENTS: &[&str] = &["ike-updown", "child-updown", "ike-rekey", "child-rekey"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::simulated::tests::connection;
+
+    #[test]
+    fn lifetimes_end_at_the_apis_hard_lifetime() {
+        assert_eq!(lifetimes(86400), ("77760s".into(), "8640s".into(), "4320s".into()));
+        assert_eq!(lifetimes(0).0, "54s", "a lifetime below a minute is taken as one minute");
+    }
+
+    #[test]
+    fn ikev1_gets_one_child_per_selector_pair_and_ikev2_one_in_all() {
+        let mut c = connection(None);
+        c.local_subnets.push("10.1.0.0/16".parse().unwrap());
+        let t = c.tunnels[0].clone();
+        let v2 = children(&c, &t);
+        assert_eq!(v2.len(), 1);
+        assert_eq!(v2[0].1, vec!["10.0.0.0/16", "10.1.0.0/16"]);
+        let v1 = children(&c, &TunnelPlan { ike_version: IkeVersion::V1, ..t });
+        assert_eq!(v1.len(), 4);
+        assert_eq!(v1[3], ("tun-1-4".into(), vec!["10.1.0.0/16".into()], vec!["192.168.1.0/24".into()]));
+    }
+
+    #[test]
+    fn effect_immediately_negotiates_now_otherwise_on_traffic() {
+        let mut c = connection(None);
+        let t = c.tunnels[0].clone();
+        let trap = conn(&c, &t, false);
+        assert_eq!(trap.children["tun-1"].start_action, "trap");
+        assert_eq!(trap.keyingtries, 1);
+        c.effect_immediately = true;
+        let now = conn(&c, &t, true);
+        assert_eq!((now.children["tun-1"].start_action, now.children["tun-1"].dpd_action), ("none", "restart"));
+        assert!(now.encap, "libipsec carries only UDP-encapsulated ESP");
+        assert_eq!(now.proposals, vec!["aes128-md5-modp1024"]);
+        assert_eq!(now.dpd_delay, Some(DPD_DELAY));
+    }
+}
