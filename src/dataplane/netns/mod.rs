@@ -14,6 +14,7 @@
 mod charon;
 mod health;
 mod links;
+mod routes;
 mod vici;
 
 use std::collections::{BTreeMap, HashMap};
@@ -154,6 +155,8 @@ impl DataPlane for Netns {
         let _serial = gw.apply_lock.lock().await;
         *gw.plan.lock().expect("plan") = Some(plan.clone());
         let errors = load(&gw, &plan, self.config.backend).await?;
+        let esp_dev = if self.config.backend == EspBackend::Libipsec { "ipsec0" } else { "pub0" };
+        routes::program(&gw.ns, esp_dev, &plan.routes).await?;
         let sources: Vec<Ipv4Addr> =
             plan.connections.iter().filter_map(|c| c.health_check.as_ref().map(|h| h.sip)).collect();
         links::ensure_probe_sources(&gw.ns, &sources).await?;
