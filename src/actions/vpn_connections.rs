@@ -77,7 +77,35 @@ crate::resource!(VpnConnection, "VpnConnection", {
     fn name(&self) -> &str {
         &self.name
     }
+    /// Its customer gateways, its gateway/customer-gateway pairs and its BGP tunnel CIDRs: what
+    /// the rules across connections look up, so that no rule reads every connection of a gateway.
+    fn refs(&self) -> Vec<String> {
+        let mut refs: Vec<String> = self
+            .tunnels
+            .iter()
+            .flat_map(|t| {
+                let cgw = &t.spec.customer_gateway_id;
+                let bgp = t.spec.bgp.enable_bgp.then(|| bgp_ref(&self.vpn_gateway_id, &t.spec.bgp.tunnel_cidr));
+                [Some(cgw_ref(cgw)), Some(peer_ref(&self.vpn_gateway_id, cgw)), bgp].into_iter().flatten()
+            })
+            .collect();
+        refs.sort();
+        refs.dedup();
+        refs
+    }
 });
+
+fn cgw_ref(cgw: &str) -> String {
+    format!("cgw:{cgw}")
+}
+
+fn peer_ref(gw: &str, cgw: &str) -> String {
+    format!("peer:{gw}/{cgw}")
+}
+
+fn bgp_ref(gw: &str, tunnel_cidr: &str) -> String {
+    format!("bgp:{gw}/{tunnel_cidr}")
+}
 
 impl VpnConnection {
     /// The single tunnel of a single-tunnel connection, the master of a dual-tunnel one.
@@ -199,13 +227,13 @@ pub fn using_customer_gateway(
     region: &str,
     cgw_id: &str,
 ) -> ApiResult<Vec<VpnConnection>> {
-    let all: Vec<VpnConnection> = tx.list_as(&ListQuery {
+    tx.list_as(&ListQuery {
         kind: VpnConnection::KIND,
         account_id,
         region_id: Some(region.to_string()),
+        refers_to: Some(cgw_ref(cgw_id)),
         ..Default::default()
-    })?;
-    Ok(all.into_iter().filter(|c| c.customer_gateway_ids().any(|id| id == cgw_id)).collect())
+    })
 }
 
 /// Customer gateways the connections name, for their views.
@@ -339,7 +367,17 @@ fn check_certificate(gw: &VpnGateway, spec: &TunnelSpec) -> ApiResult<()> {
 /// ASN and tunnel CIDRs are unique on the gateway, and connections sharing a gateway and a
 /// customer gateway agree on IKE and keep their traffic selectors apart.
 fn check_against_gateway(tx: &dyn Tx, gw: &VpnGateway, conn: &VpnConnection, key: &MasterKey) -> ApiResult<()> {
-    let others: Vec<VpnConnection> = of_gateway(tx, gw)?.into_iter().filter(|c| c.id != conn.id).collect();
+    // The other connections of this gateway that refer to `reference`.
+    let others = |reference: String| -> ApiResult<Vec<VpnConnection>> {
+        let q = ListQuery {
+            kind: VpnConnection::KIND,
+            account_id: gw.account_id,
+            parent_id: Some(gw.id.clone()),
+            refers_to: Some(reference),
+            ..Default::default()
+        };
+        Ok(tx.list_as::<VpnConnection>(&q)?.into_iter().filter(|c| c.id != conn.id).collect())
+    };
     for t in &conn.tunnels {
         let cgw = customer_gateways::find(tx, gw.account_id, &gw.region_id, &t.spec.customer_gateway_id)?;
         if cgw.ip_address == t.internet_ip || cgw.ip_address == gw.internet_ip {
@@ -356,11 +394,9 @@ fn check_against_gateway(tx: &dyn Tx, gw: &VpnGateway, conn: &VpnConnection, key
                     "Asn of customer gateway is mandatory when BGP is enabled.",
                 ));
             }
-            let cidr_taken = others
-                .iter()
-                .flat_map(|c| &c.tunnels)
-                .chain(conn.tunnels.iter().filter(|o| o.id != t.id))
-                .any(|o| o.spec.bgp.enable_bgp && o.spec.bgp.tunnel_cidr == t.spec.bgp.tunnel_cidr);
+            let same_cidr = |o: &Tunnel| o.spec.bgp.enable_bgp && o.spec.bgp.tunnel_cidr == t.spec.bgp.tunnel_cidr;
+            let cidr_taken = !others(bgp_ref(&gw.id, &t.spec.bgp.tunnel_cidr))?.is_empty()
+                || conn.tunnels.iter().filter(|o| o.id != t.id).any(same_cidr);
             if cidr_taken {
                 return Err(ApiError::bad_request(
                     "IllegalParam.TunnelCidr",
@@ -368,7 +404,7 @@ fn check_against_gateway(tx: &dyn Tx, gw: &VpnGateway, conn: &VpnConnection, key
                 ));
             }
         }
-        for other in &others {
+        for other in &others(peer_ref(&gw.id, &t.spec.customer_gateway_id))? {
             for ot in other.tunnels.iter().filter(|ot| ot.spec.customer_gateway_id == t.spec.customer_gateway_id) {
                 if !ipsec::same_ike(&ot.spec.ike, &t.spec.ike, key)? {
                     return Err(ApiError::bad_request(
@@ -643,21 +679,10 @@ pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
     };
     let key = &ctx.app.master_key;
     let (total, items) = ctx.store().read(|tx| {
-        // The customer gateway is inside the document: narrow by it before paging.
-        let (total, conns) = match &cgw_filter {
-            Some(cgw) => {
-                let all: Vec<VpnConnection> = tx.list_as(&query)?;
-                let matching: Vec<VpnConnection> =
-                    all.into_iter().filter(|c| c.customer_gateway_ids().any(|id| id == cgw)).collect();
-                let total = matching.len() as u64;
-                (total, matching.into_iter().skip(page.offset() as usize).take(page.size as usize).collect())
-            }
-            None => {
-                query.offset = page.offset();
-                query.limit = Some(page.size);
-                (tx.count(&query)?, tx.list_as::<VpnConnection>(&query)?)
-            }
-        };
+        query.refers_to = cgw_filter.as_deref().map(cgw_ref);
+        query.offset = page.offset();
+        query.limit = Some(page.size);
+        let (total, conns) = (tx.count(&query)?, tx.list_as::<VpnConnection>(&query)?);
         let cgws = customer_gateways_of(tx, ctx.account_id, &conns)?;
         let ids: Vec<String> = conns.iter().map(|c| c.id.clone()).collect();
         let tags = tx.tags_of(VpnConnection::KIND, ctx.account_id, &ids)?;

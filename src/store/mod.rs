@@ -34,6 +34,9 @@ pub struct Record {
     pub name: String,
     pub created_ms: i64,
     pub body: String,
+    /// Keys lists can find the record by (`ListQuery::refers_to`), such as the other resources it
+    /// uses. Written with the record; a record read back leaves them empty.
+    pub refs: Vec<String>,
 }
 
 /// Which records a list wants. Empty/None fields match everything.
@@ -46,6 +49,8 @@ pub struct ListQuery {
     pub parent_id: Option<String>,
     pub unique_key: Option<String>,
     pub status: Option<String>,
+    /// One of the record's `refs`.
+    pub refers_to: Option<String>,
     /// Every (key, value) must be bound; a `None` value matches any value of the key.
     pub tags: Vec<(String, Option<String>)>,
     pub offset: u64,
@@ -236,6 +241,10 @@ pub trait Resource: Serialize + DeserializeOwned {
     fn name(&self) -> &str {
         ""
     }
+    /// See `Record::refs`.
+    fn refs(&self) -> Vec<String> {
+        Vec::new()
+    }
     fn created_ms(&self) -> i64;
 
     fn to_record(&self) -> Record {
@@ -250,6 +259,7 @@ pub trait Resource: Serialize + DeserializeOwned {
             name: self.name().to_string(),
             created_ms: self.created_ms(),
             body: serde_json::to_string(self).expect("resources serialize"),
+            refs: self.refs(),
         }
     }
     fn from_record(rec: &Record) -> ApiResult<Self> {

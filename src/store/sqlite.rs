@@ -113,6 +113,28 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO resource_counts (account_id, kind, region_id, n)
         SELECT account_id, kind, region_id, COUNT(*) FROM resources GROUP BY account_id, kind, region_id;",
+    // 3: the keys lists find a resource by besides its columns (`Record::refs`); connections
+    // already stored get theirs (customer gateways, gateway/customer-gateway pairs, BGP tunnel
+    // CIDRs), as `VpnConnection::refs` computes them.
+    "CREATE TABLE resource_refs (
+        account_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        id TEXT NOT NULL,
+        PRIMARY KEY (account_id, kind, ref, id)
+    );
+    CREATE INDEX resource_refs_by_id ON resource_refs (account_id, kind, id);
+    INSERT OR IGNORE INTO resource_refs (account_id, kind, ref, id)
+        SELECT r.account_id, r.kind, 'cgw:' || json_extract(t.value, '$.spec.customer_gateway_id'), r.id
+        FROM resources r, json_each(r.body, '$.tunnels') t WHERE r.kind = 'VpnConnection'
+        UNION ALL
+        SELECT r.account_id, r.kind,
+               'peer:' || r.parent_id || '/' || json_extract(t.value, '$.spec.customer_gateway_id'), r.id
+        FROM resources r, json_each(r.body, '$.tunnels') t WHERE r.kind = 'VpnConnection'
+        UNION ALL
+        SELECT r.account_id, r.kind, 'bgp:' || r.parent_id || '/' || json_extract(t.value, '$.spec.bgp.tunnel_cidr'), r.id
+        FROM resources r, json_each(r.body, '$.tunnels') t
+        WHERE r.kind = 'VpnConnection' AND json_extract(t.value, '$.spec.bgp.enable_bgp');",
 ];
 
 pub struct SqliteStore {
@@ -256,6 +278,27 @@ struct SqliteTx<'c> {
 }
 
 impl SqliteTx<'_> {
+    /// Makes the record's stored refs exactly `rec.refs`.
+    fn set_refs(&self, rec: &Record) -> ApiResult<()> {
+        self.clear_refs(rec.kind, rec.account_id, &rec.id)?;
+        let mut st = self
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO resource_refs (account_id, kind, ref, id) VALUES (?1, ?2, ?3, ?4)")
+            .map_err(db_err)?;
+        for r in &rec.refs {
+            st.execute(params![rec.account_id, rec.kind, r, rec.id]).map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    fn clear_refs(&self, kind: &str, account_id: i64, id: &str) -> ApiResult<()> {
+        self.conn
+            .prepare_cached("DELETE FROM resource_refs WHERE account_id = ?1 AND kind = ?2 AND id = ?3")
+            .and_then(|mut st| st.execute(params![account_id, kind, id]))
+            .map(drop)
+            .map_err(db_err)
+    }
+
     fn adjust_count(&self, account_id: i64, kind: &str, region_id: &str, by: i64) -> ApiResult<()> {
         self.conn
             .prepare_cached(
@@ -282,6 +325,7 @@ fn record_from_row(kind: &'static str, row: &Row) -> rusqlite::Result<Record> {
         name: row.get(7)?,
         created_ms: row.get(8)?,
         body: row.get(9)?,
+        refs: Vec::new(),
     })
 }
 
@@ -324,6 +368,13 @@ fn list_filter(q: &ListQuery) -> (String, Vec<Value>) {
     if let Some(status) = &q.status {
         sql.push_str(" AND r.status = ?");
         args.push(Value::Text(status.clone()));
+    }
+    if let Some(reference) = &q.refers_to {
+        // Not correlated: the ids come from the index, then each row by its unique key.
+        sql.push_str(
+            " AND r.id IN (SELECT x.id FROM resource_refs x WHERE x.account_id = ? AND x.kind = ? AND x.ref = ?)",
+        );
+        args.extend([Value::Integer(q.account_id), Value::Text(q.kind.to_string()), Value::Text(reference.clone())]);
     }
     for (key, value) in &q.tags {
         sql.push_str(
@@ -376,6 +427,7 @@ impl Tx for SqliteTx<'_> {
             && q.parent_id.is_none()
             && q.unique_key.is_none()
             && q.status.is_none()
+            && q.refers_to.is_none()
             && q.tags.is_empty();
         if let (true, Some(region)) = (whole_region, &q.region_id) {
             let mut st = self
@@ -412,6 +464,7 @@ impl Tx for SqliteTx<'_> {
             rec.body
         ])
         .map_err(db_err)?;
+        self.set_refs(rec)?;
         self.adjust_count(rec.account_id, rec.kind, &rec.region_id, 1)
     }
 
@@ -438,7 +491,7 @@ impl Tx for SqliteTx<'_> {
         if n == 0 {
             return Err(ApiError::internal(format!("update of missing {} {}", rec.kind, rec.id)));
         }
-        Ok(())
+        self.set_refs(rec)
     }
 
     fn delete(&mut self, kind: &'static str, account_id: i64, id: &str) -> ApiResult<()> {
@@ -450,6 +503,7 @@ impl Tx for SqliteTx<'_> {
         if let Some(region) = region {
             self.adjust_count(account_id, kind, &region, -1)?;
         }
+        self.clear_refs(kind, account_id, id)?;
         self.remove_tags(kind, account_id, id, None)
     }
 
@@ -756,7 +810,38 @@ mod tests {
             name: id.into(),
             created_ms: 0,
             body: "{}".into(),
+            refs: vec![format!("in:{parent}")],
         }
+    }
+
+    #[tokio::test]
+    async fn lists_find_records_by_their_refs() {
+        let dir = temp_dir();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir).unwrap());
+        store
+            .write(|tx| {
+                tx.insert(&rec("a", "r1", "p", None))?;
+                tx.insert(&rec("b", "r1", "q", None))?;
+                tx.insert(&Record { refs: vec!["in:p".into(), "in:q".into()], ..rec("c", "r1", "x", None) })
+            })
+            .await
+            .unwrap();
+        let ids = |store: &Arc<dyn Store>, r: &str| -> Vec<String> {
+            let query = ListQuery { refers_to: Some(r.into()), ..q("r1") };
+            let mut ids: Vec<String> = store.read(|tx| tx.list(&query)).unwrap().into_iter().map(|r| r.id).collect();
+            assert_eq!(store.read(|tx| tx.count(&query)).unwrap(), ids.len() as u64);
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(&store, "in:p"), ["a", "c"]);
+        assert_eq!(ids(&store, "in:q"), ["b", "c"]);
+        // An update replaces the refs; a delete drops them.
+        store.write(|tx| tx.update(&Record { refs: vec!["in:z".into()], ..rec("c", "r1", "x", None) })).await.unwrap();
+        assert_eq!(ids(&store, "in:p"), ["a"]);
+        assert_eq!(ids(&store, "in:z"), ["c"]);
+        store.write(|tx| tx.delete("Thing", 1, "c")).await.unwrap();
+        assert!(ids(&store, "in:z").is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     fn q(region: &str) -> ListQuery {
