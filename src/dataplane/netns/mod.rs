@@ -32,7 +32,7 @@ pub use charon::{detect_backend, EspBackend};
 
 use super::{
     next_seq, BgpStatus, ConnectionReport, DataPlane, DataPlaneError, Event, GatewayPlan, GatewayReport, HealthStatus,
-    RunningGateway, TunnelReport, TunnelStatus,
+    RunningGateway, TunnelPlan, TunnelReport, TunnelStatus,
 };
 
 /// What an operator sets for gateway mode.
@@ -161,7 +161,7 @@ impl DataPlane for Netns {
             plan.connections.iter().filter_map(|c| c.health_check.as_ref().map(|h| h.sip)).collect();
         links::ensure_probe_sources(&gw.ns, &sources).await?;
         gw.health.set(&plan);
-        let statuses = vici::statuses(&gw.charon.socket).await?;
+        let sas = vici::sas(&gw.charon.socket).await?;
         let report = plan
             .connections
             .iter()
@@ -173,7 +173,7 @@ impl DataPlane for Netns {
                     .map(|t| TunnelReport {
                         id: t.id.clone(),
                         seq: next_seq(),
-                        status: statuses.get(&t.id).copied().unwrap_or_default(),
+                        status: sas.status(t),
                         // BGP over the tunnels comes with the BIRD driver; until then it is down.
                         bgp_status: if t.bgp.is_some() { BgpStatus::Failed } else { BgpStatus::None },
                     })
@@ -236,42 +236,51 @@ fn is_gateway_id(s: &str) -> bool {
         .is_some_and(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
 }
 
-/// Loads the plan into the gateway's charon: what changed is (re)loaded, what is gone is
+/// Loads the plan into the gateway's charon: connections that changed are (re)loaded (a changed
+/// IKE side renegotiates its IKE SA, a changed or removed child its CHILD_SAs), what is gone is
 /// unloaded, tunnels that take effect now are negotiated. Returns per-connection errors.
 async fn load(
     gw: &Gateway,
     plan: &GatewayPlan,
     backend: EspBackend,
 ) -> Result<HashMap<String, String>, DataPlaneError> {
-    let force_encap = backend == EspBackend::Libipsec;
     let socket = gw.charon.socket.clone();
     let mut client = vici::connect(&socket).await?;
     let mut errors = HashMap::new();
-    let mut wanted = HashMap::new();
-    let mut negotiate = Vec::new();
-    for c in &plan.connections {
-        for t in &c.tunnels {
-            let conn = vici::conn(c, t, force_encap);
-            wanted.insert(t.id.clone(), ());
-            let same = gw.loaded.lock().expect("loaded").get(&t.id) == Some(&conn);
-            if !same {
-                let had_config = gw.loaded.lock().expect("loaded").contains_key(&t.id);
-                if let Err(e) = vici::load(&mut client, &t.id, t, &conn).await {
-                    errors.insert(c.id.clone(), e.to_string());
-                    continue;
-                }
-                // SAs negotiated under the old configuration (a new PSK, new algorithms) go.
-                if had_config {
-                    vici::terminate(&mut client, &t.id).await?;
-                }
-                gw.loaded.lock().expect("loaded").insert(t.id.clone(), conn);
-            }
-            if c.effect_immediately && (c.renegotiate || !same) {
-                negotiate.extend(vici::children(c, t).into_iter().map(|(child, _, _)| (t.id.clone(), child)));
-            }
+    let wanted = vici::conns(&plan.connections, backend == EspBackend::Libipsec);
+    let mut reloaded_children = Vec::new();
+    for (name, (conn, first)) in &wanted {
+        let old = gw.loaded.lock().expect("loaded").get(name).cloned();
+        if old.as_ref() == Some(conn) {
+            continue;
         }
+        if let Err(e) = vici::load(&mut client, name, first, conn).await {
+            for c in plan.connections.iter().filter(|c| c.tunnels.iter().any(|t| &vici::ike_name(t) == name)) {
+                errors.insert(c.id.clone(), e.to_string());
+            }
+            continue;
+        }
+        match &old {
+            // SAs negotiated under the old IKE configuration (a new PSK, new algorithms) go.
+            Some(old) if !old.same_ike(conn) => vici::terminate(&mut client, name).await?,
+            Some(old) => {
+                for (child, config) in old.children.iter() {
+                    if conn.children.get(child) != Some(config) {
+                        vici::terminate_child(&mut client, child).await?;
+                    }
+                }
+            }
+            None => {}
+        }
+        reloaded_children.extend(
+            conn.children
+                .iter()
+                .filter(|(child, config)| old.as_ref().is_none_or(|o| o.children.get(*child) != Some(*config)))
+                .map(|(child, _)| child.clone()),
+        );
+        gw.loaded.lock().expect("loaded").insert(name.clone(), conn.clone());
     }
-    // Whatever charon runs that the plan does not hold goes (also conns left from before).
+    // Whatever charon runs that the plan does not hold goes (also connections left from before).
     let mut gone: Vec<String> = vici::loaded_conns(&mut client).await?;
     gone.extend(gw.loaded.lock().expect("loaded").keys().cloned());
     gone.sort();
@@ -279,11 +288,21 @@ async fn load(
     for name in gone.into_iter().filter(|n| !wanted.contains_key(n)) {
         vici::unload(&mut client, &name).await?;
         gw.loaded.lock().expect("loaded").remove(&name);
-        gw.reported.lock().expect("reported").remove(&name);
     }
-    // A tunnel already up is not negotiated twice (that would only add a duplicate SA).
-    let up = vici::statuses(&socket).await?;
-    negotiate.retain(|(ike, _)| up.get(ike) != Some(&TunnelStatus::IpsecSaEstablished));
+    // Negotiate what takes effect now and was (re)loaded or asked to renegotiate, unless it is up
+    // already (that would only add a duplicate SA).
+    let sas = vici::sas(&socket).await?;
+    let mut negotiate = Vec::new();
+    for c in plan.connections.iter().filter(|c| c.effect_immediately) {
+        for t in &c.tunnels {
+            for (child, _, _) in vici::children(c, t) {
+                let fresh = reloaded_children.contains(&child);
+                if (fresh || c.renegotiate) && sas.status(t) != TunnelStatus::IpsecSaEstablished {
+                    negotiate.push((vici::ike_name(t), child));
+                }
+            }
+        }
+    }
     let initiations = negotiate.into_iter().map(|(ike, child)| {
         let socket = socket.clone();
         async move { vici::initiate(&socket, &ike, &child, INITIATE_WAIT).await }
@@ -298,27 +317,27 @@ async fn load(
 
 /// Reads charon's SAs and reports every tunnel of the plan whose status changed.
 async fn refresh(gw: &Gateway, events: &UnboundedSender<Event>, cause: &str) {
-    let statuses = match vici::statuses(&gw.charon.socket).await {
+    let sas = match vici::sas(&gw.charon.socket).await {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(gateway = gw.id, error = %e, "reading SAs");
             return;
         }
     };
-    report_changes(gw, events, cause, |id| statuses.get(id).copied().unwrap_or_default());
+    report_changes(gw, events, cause, |t| sas.status(t));
 }
 
 fn report_changes(
     gw: &Gateway,
     events: &UnboundedSender<Event>,
     cause: &str,
-    status_of: impl Fn(&str) -> TunnelStatus,
+    status_of: impl Fn(&TunnelPlan) -> TunnelStatus,
 ) {
     let Some(plan) = gw.plan.lock().expect("plan").clone() else { return };
     let mut reported = gw.reported.lock().expect("reported");
     for c in &plan.connections {
         for t in &c.tunnels {
-            let status = status_of(&t.id);
+            let status = status_of(t);
             if reported.insert(t.id.clone(), status) == Some(status) {
                 continue;
             }

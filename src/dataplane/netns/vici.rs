@@ -1,12 +1,16 @@
-//! What Gatehouse says to a charon over VICI, and reads back. A tunnel is one VICI connection
-//! named by the tunnel's ID, with its PSK loaded as a shared secret of the same name; its
-//! children carry the traffic selectors (IKEv2: one child with every subnet; IKEv1, which
-//! negotiates one pair of selectors per child: one child per pair, `<tunnel>-<n>`).
+//! What Gatehouse says to a charon over VICI, and reads back.
+//!
+//! Tunnels between the same two addresses share one VICI connection, `ike-<local>-<remote>`, and
+//! so one IKE SA: the API makes connections that share a gateway and a customer gateway agree on
+//! IKE, and a customer gateway that initiates several of them is matched by addresses and IDs.
+//! Each tunnel is one child of it, named by the tunnel's ID (IKEv2: one child with every subnet;
+//! IKEv1, which negotiates one pair of selectors per child: one per pair, `<tunnel>-<n>`). The
+//! PSK is a shared secret named like the connection.
 //!
 //! Lifetimes: the API's lifetime is the hard one. strongSwan adds `over_time` on top of
 //! `rekey_time`, so rekeying starts at 90 % and the SA dies at 100 %.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -57,7 +61,7 @@ struct Auth {
 }
 
 #[derive(Serialize, Clone, PartialEq, Debug)]
-struct Child {
+pub struct Child {
     local_ts: Vec<String>,
     remote_ts: Vec<String>,
     esp_proposals: Vec<String>,
@@ -92,7 +96,7 @@ pub struct Conn {
     local: Auth,
     #[serde(rename = "remote-1")]
     remote: Auth,
-    children: BTreeMap<String, Child>,
+    pub children: BTreeMap<String, Child>,
 }
 
 fn seconds(s: u64) -> String {
@@ -121,26 +125,52 @@ pub fn children(conn: &ConnectionPlan, t: &TunnelPlan) -> Vec<(String, Vec<Strin
     }
 }
 
-/// The VICI connection of one tunnel. `force_encap`: the ESP backend carries only
-/// UDP-encapsulated ESP (kernel-libipsec), so NAT-T is always on.
-pub fn conn(conn: &ConnectionPlan, t: &TunnelPlan, force_encap: bool) -> Conn {
-    let (rekey, over, rand) = lifetimes(t.ike_lifetime_s);
-    let (child_rekey, child_over, child_rand) = lifetimes(t.ipsec_lifetime_s);
-    let _ = child_over;
+/// The VICI connection a tunnel belongs to.
+pub fn ike_name(t: &TunnelPlan) -> String {
+    format!("ike-{}-{}", t.local_ip, t.remote_ip)
+}
+
+fn child(conn: &ConnectionPlan, t: &TunnelPlan, local_ts: Vec<String>, remote_ts: Vec<String>) -> Child {
+    let (rekey, _, rand) = lifetimes(t.ipsec_lifetime_s);
     // Negotiate now (and again after a dead peer), or when traffic first matches (trap).
     let (start_action, dpd_action, close_action) =
         if conn.effect_immediately { ("none", "restart", "none") } else { ("trap", "trap", "trap") };
-    let child = |local_ts: Vec<String>, remote_ts: Vec<String>| Child {
+    Child {
         local_ts,
         remote_ts,
         esp_proposals: vec![t.esp.strongswan()],
-        rekey_time: child_rekey.clone(),
+        rekey_time: rekey,
         life_time: seconds(u64::from(t.ipsec_lifetime_s.max(60))),
-        rand_time: child_rand.clone(),
+        rand_time: rand,
         start_action,
         dpd_action,
         close_action,
-    };
+    }
+}
+
+/// The VICI connections of a gateway: per pair of addresses, the IKE side of its first tunnel
+/// (the others agree) and a child per tunnel. `force_encap`: the ESP backend carries only
+/// UDP-encapsulated ESP (kernel-libipsec), so NAT-T is always on.
+pub fn conns(connections: &[ConnectionPlan], force_encap: bool) -> BTreeMap<String, (Conn, &TunnelPlan)> {
+    let mut out: BTreeMap<String, (Conn, &TunnelPlan)> = BTreeMap::new();
+    for c in connections {
+        for t in &c.tunnels {
+            let (conn, _) = out.entry(ike_name(t)).or_insert_with(|| (ike(t, force_encap), t));
+            for (name, l, r) in children(c, t) {
+                conn.children.insert(name, child(c, t, l, r));
+            }
+            // One tunnel that must stay up keeps the shared IKE SA trying.
+            if c.effect_immediately {
+                conn.keyingtries = 0;
+            }
+        }
+    }
+    out
+}
+
+/// The IKE side of a tunnel's connection, without children.
+fn ike(t: &TunnelPlan, force_encap: bool) -> Conn {
+    let (rekey, over, rand) = lifetimes(t.ike_lifetime_s);
     Conn {
         version: if t.ike_version == IkeVersion::V1 { 1 } else { 2 },
         aggressive: t.ike_version == IkeVersion::V1 && t.aggressive,
@@ -154,12 +184,19 @@ pub fn conn(conn: &ConnectionPlan, t: &TunnelPlan, force_encap: bool) -> Conn {
         mobike: false,
         dpd_delay: t.dpd.then_some(DPD_DELAY),
         dpd_timeout: (t.dpd && t.ike_version == IkeVersion::V1).then_some(DPD_TIMEOUT),
-        // A gateway told to negotiate keeps trying until its peer answers.
-        keyingtries: if conn.effect_immediately { 0 } else { 1 },
+        keyingtries: 1,
         unique: "replace",
         local: Auth { auth: "psk", id: t.local_id.clone() },
         remote: Auth { auth: "psk", id: t.remote_id.clone() },
-        children: children(conn, t).into_iter().map(|(name, l, r)| (name, child(l, r))).collect(),
+        children: BTreeMap::new(),
+    }
+}
+
+impl Conn {
+    /// Whether the IKE side (all but the children) is the same: then its IKE SA can stay.
+    pub fn same_ike(&self, other: &Conn) -> bool {
+        let bare = |c: &Conn| Conn { children: BTreeMap::new(), ..c.clone() };
+        bare(self) == bare(other)
     }
 }
 
@@ -172,7 +209,7 @@ struct Shared<'a> {
     owners: Vec<&'a str>,
 }
 
-/// Loads a tunnel: its PSK, then its connection.
+/// Loads a connection: its PSK (from `t`, its first tunnel), then the connection.
 pub async fn load(client: &mut rsvici::Client, name: &str, t: &TunnelPlan, c: &Conn) -> Result<(), DataPlaneError> {
     let owners = vec![t.local_id.as_str(), t.remote_id.as_str()];
     command(client, "load-shared", Shared { id: name, kind: "IKE", data: t.psk.expose(), owners }).await?;
@@ -189,7 +226,7 @@ struct Id<'a> {
     id: &'a str,
 }
 
-/// Unloads a tunnel and tears down its SAs (unloading alone keeps established SAs up).
+/// Unloads a connection and tears down its SAs (unloading alone keeps established SAs up).
 pub async fn unload(client: &mut rsvici::Client, name: &str) -> Result<(), DataPlaneError> {
     let _ = command(client, "unload-conn", Name { name }).await;
     let _ = command(client, "unload-shared", Id { id: name }).await;
@@ -198,14 +235,26 @@ pub async fn unload(client: &mut rsvici::Client, name: &str) -> Result<(), DataP
 
 #[derive(Serialize)]
 struct Terminate<'a> {
-    ike: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ike: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    child: Option<&'a str>,
     force: bool,
     timeout: i32,
 }
 
-/// Tears down every IKE SA of the tunnel (and their children).
+/// Tears down every IKE SA of the connection (and their children).
 pub async fn terminate(client: &mut rsvici::Client, name: &str) -> Result<(), DataPlaneError> {
-    match command(client, "terminate", Terminate { ike: name, force: true, timeout: 2000 }).await {
+    terminating(client, Terminate { ike: Some(name), child: None, force: true, timeout: 2000 }).await
+}
+
+/// Tears down the CHILD_SAs of one child configuration.
+pub async fn terminate_child(client: &mut rsvici::Client, child: &str) -> Result<(), DataPlaneError> {
+    terminating(client, Terminate { ike: None, child: Some(child), force: true, timeout: 2000 }).await
+}
+
+async fn terminating(client: &mut rsvici::Client, msg: Terminate<'_>) -> Result<(), DataPlaneError> {
+    match command(client, "terminate", msg).await {
         // Nothing to terminate is fine.
         Err(e) if e.0.contains("no matching") => Ok(()),
         other => other,
@@ -269,27 +318,49 @@ struct IkeSa {
     child_sas: Option<BTreeMap<String, ChildSa>>,
 }
 
-/// Every tunnel's status, from charon's SAs: IKE SAs are named by their tunnel, children by the
-/// tunnel or `<tunnel>-<n>`. Tunnels without any SA are absent.
-pub async fn statuses(socket: &Path) -> Result<HashMap<String, TunnelStatus>, DataPlaneError> {
+/// charon's SAs, as far as statuses go: per IKE SA, its connection's name, whether it is
+/// established and the names of its installed children.
+#[derive(Debug, Default)]
+pub struct Sas(Vec<(String, bool, Vec<String>)>);
+
+impl Sas {
+    /// A tunnel's status: its connection's IKE SA established, its child installed.
+    pub fn status(&self, t: &TunnelPlan) -> TunnelStatus {
+        let ike = ike_name(t);
+        let mine =
+            |child: &String| child == &t.id || child.strip_prefix(t.id.as_str()).is_some_and(|r| r.starts_with('-'));
+        self.0.iter().filter(|(name, up, _)| *name == ike && *up).fold(
+            TunnelStatus::IkeSaNotEstablished,
+            |best, (_, _, children)| {
+                if children.iter().any(mine) {
+                    TunnelStatus::IpsecSaEstablished
+                } else if best == TunnelStatus::IkeSaNotEstablished {
+                    TunnelStatus::IkeSaEstablished
+                } else {
+                    best
+                }
+            },
+        )
+    }
+}
+
+/// Reads charon's SAs.
+pub async fn sas(socket: &Path) -> Result<Sas, DataPlaneError> {
     let mut client = connect(socket).await?;
     let stream = client.stream_request::<_, BTreeMap<String, IkeSa>>("list-sas", "list-sa", ());
     pin_mut!(stream);
-    let mut out: HashMap<String, TunnelStatus> = HashMap::new();
+    let mut out = Vec::new();
     let listed = async {
         while let Some(sas) = stream.try_next().await? {
             for (name, sa) in sas {
-                let status = if sa.state.as_deref() != Some("ESTABLISHED") {
-                    TunnelStatus::IkeSaNotEstablished
-                } else if sa.child_sas.iter().flatten().any(|(_, c)| {
-                    c.state.as_deref() == Some("INSTALLED") && c.name.as_deref().is_some_and(|n| n.starts_with(&name))
-                }) {
-                    TunnelStatus::IpsecSaEstablished
-                } else {
-                    TunnelStatus::IkeSaEstablished
-                };
-                let best = out.entry(name).or_default();
-                *best = rank_max(*best, status);
+                let installed = sa
+                    .child_sas
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, c)| c.state.as_deref() == Some("INSTALLED"))
+                    .filter_map(|(_, c)| c.name)
+                    .collect();
+                out.push((name, sa.state.as_deref() == Some("ESTABLISHED"), installed));
             }
         }
         Ok::<_, rsvici::Error>(())
@@ -298,21 +369,7 @@ pub async fn statuses(socket: &Path) -> Result<HashMap<String, TunnelStatus>, Da
         .await
         .map_err(|_| err("list-sas", "timed out"))?
         .map_err(|e| err("list-sas", e))?;
-    Ok(out)
-}
-
-/// The further along of two statuses (a tunnel with several IKE SAs is as up as its best).
-fn rank_max(a: TunnelStatus, b: TunnelStatus) -> TunnelStatus {
-    let rank = |s| match s {
-        TunnelStatus::IkeSaNotEstablished => 0,
-        TunnelStatus::IkeSaEstablished => 1,
-        TunnelStatus::IpsecSaEstablished => 2,
-    };
-    if rank(b) > rank(a) {
-        b
-    } else {
-        a
-    }
+    Ok(Sas(out))
 }
 
 /// The events after which tunnel statuses may have changed.
@@ -345,15 +402,40 @@ mod tests {
     #[test]
     fn effect_immediately_negotiates_now_otherwise_on_traffic() {
         let mut c = connection(None);
-        let t = c.tunnels[0].clone();
-        let trap = conn(&c, &t, false);
+        let trap = &conns(std::slice::from_ref(&c), false)["ike-198.18.0.1-203.0.113.5"].0;
         assert_eq!(trap.children["tun-1"].start_action, "trap");
         assert_eq!(trap.keyingtries, 1);
         c.effect_immediately = true;
-        let now = conn(&c, &t, true);
+        let now = &conns(std::slice::from_ref(&c), true)["ike-198.18.0.1-203.0.113.5"].0;
         assert_eq!((now.children["tun-1"].start_action, now.children["tun-1"].dpd_action), ("none", "restart"));
         assert!(now.encap, "libipsec carries only UDP-encapsulated ESP");
         assert_eq!(now.proposals, vec!["aes128-md5-modp1024"]);
         assert_eq!(now.dpd_delay, Some(DPD_DELAY));
+    }
+
+    #[test]
+    fn tunnels_between_the_same_addresses_share_one_ike_connection() {
+        let a = connection(None);
+        let mut b = connection(None);
+        b.id = "vco-2".into();
+        b.tunnels[0].id = "tun-2".into();
+        b.remote_subnets = vec!["192.168.9.0/24".parse().unwrap()];
+        let mut other_peer = connection(None);
+        other_peer.tunnels[0].id = "tun-3".into();
+        other_peer.tunnels[0].remote_ip = "203.0.113.9".parse().unwrap();
+        let plans = [a, b, other_peer];
+        let all = conns(&plans, false);
+        assert_eq!(all.len(), 2);
+        let shared = &all["ike-198.18.0.1-203.0.113.5"].0;
+        assert_eq!(shared.children.keys().collect::<Vec<_>>(), ["tun-1", "tun-2"]);
+        assert!(shared.same_ike(&Conn { children: BTreeMap::new(), ..shared.clone() }));
+        let t = &all["ike-198.18.0.1-203.0.113.5"].1;
+        let sas = Sas(vec![("ike-198.18.0.1-203.0.113.5".into(), true, vec!["tun-2".into()])]);
+        assert_eq!(sas.status(t), TunnelStatus::IkeSaEstablished, "tun-1 has no child installed");
+        let t2 = TunnelPlan { id: "tun-2".into(), ..(*t).clone() };
+        assert_eq!(sas.status(&t2), TunnelStatus::IpsecSaEstablished);
+        let v1 = TunnelPlan { id: "tun-1".into(), ..(*t).clone() };
+        let sas = Sas(vec![("ike-198.18.0.1-203.0.113.5".into(), true, vec!["tun-1-2".into()])]);
+        assert_eq!(sas.status(&v1), TunnelStatus::IpsecSaEstablished);
     }
 }
