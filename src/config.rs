@@ -75,6 +75,9 @@ pub struct Config {
     /// In gateway mode, the VPCs the data plane can reach (each has a bridge): a gateway of any
     /// other VPC is refused. None: any VPC (the emulator).
     pub vpcs: Option<std::collections::BTreeSet<String>>,
+    /// Whether national-standard (SM4/SM3) gateways can be created: the emulator takes them;
+    /// strongSwan, which gateway mode runs, has no SM ciphers.
+    pub national_standard: bool,
 }
 
 impl Config {
@@ -104,6 +107,7 @@ impl Config {
             public_pool: "198.18.0.0/15".parse().expect("valid"),
             private_pool: "172.16.0.0/12".parse().expect("valid"),
             vpcs: None,
+            national_standard: true,
         }
     }
 }

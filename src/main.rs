@@ -227,6 +227,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             };
             tracing::info!(?backend, "gateway mode: ESP backend");
             config.vpcs = Some(args.vpc_bridges.iter().map(|(vpc, _)| vpc.clone()).collect());
+            config.national_standard = false;
             let netns = NetnsConfig {
                 dir: args.data.data_dir.join("dataplane"),
                 prefix: args.netns_prefix.clone(),

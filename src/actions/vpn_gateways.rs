@@ -184,6 +184,12 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
     let enable_ssl = p.bool("EnableSsl")?.unwrap_or(false);
     let ssl_connections = p.one_of("SslConnections", SSL_CONNECTIONS)?.unwrap_or(if enable_ssl { 5 } else { 0 });
     let vpn_type = p.enumeration("VpnType", &["Normal", "NationalStandard"])?.unwrap_or("Normal");
+    if vpn_type == "NationalStandard" && !ctx.app.config.national_standard {
+        return Err(ApiError::invalid_parameter(
+            "VpnType",
+            "this gateway host runs strongSwan, which has no national-standard (SM4/SM3) ciphers",
+        ));
+    }
     let network_type = p.enumeration("NetworkType", &["public", "private"])?.unwrap_or("public");
     let name = p.str("Name");
     if let Some(n) = &name {

@@ -81,6 +81,7 @@ pub async fn ensure_namespace(ns: &str) -> Result<(), DataPlaneError> {
         ("net.ipv4.conf.all.rp_filter", "0"),
         ("net.ipv4.conf.default.rp_filter", "0"),
         ("net.ipv4.conf.all.arp_ignore", "1"),
+        ("net.ipv4.conf.all.arp_announce", "2"),
         ("net.ipv6.conf.all.disable_ipv6", "1"),
         ("net.ipv6.conf.default.disable_ipv6", "1"),
     ] {
@@ -102,6 +103,27 @@ pub async fn ensure_link(ns: &str, role: &str, link: &Link<'_>) -> Result<(), Da
     let cidr = format!("{}/{}", link.addr, link.prefix_len);
     ip(&["-n", ns, "addr", "replace", &cidr, "dev", link.name]).await?;
     ip(&["-n", ns, "link", "set", link.name, "up"]).await?;
+    Ok(())
+}
+
+/// Traffic from a second public address leaves through its own link (table `100 + index`): both
+/// public links sit on one subnet, and a tunnel's packets must take the path of its address.
+pub async fn ensure_source_route(
+    ns: &str,
+    index: usize,
+    link: &Link<'_>,
+    via: Option<Ipv4Addr>,
+) -> Result<(), DataPlaneError> {
+    let table = (100 + index).to_string();
+    let from = link.addr.to_string();
+    while ip(&["-n", ns, "rule", "del", "from", &from, "lookup", &table]).await.is_ok() {}
+    ip(&["-n", ns, "rule", "add", "from", &from, "lookup", &table, "priority", &table]).await?;
+    let subnet = ipnet::Ipv4Net::new(link.addr, link.prefix_len).map_err(DataPlaneError::new)?.trunc().to_string();
+    ip(&["-n", ns, "route", "replace", &subnet, "dev", link.name, "src", &from, "table", &table]).await?;
+    if let Some(via) = via {
+        ip(&["-n", ns, "route", "replace", "default", "via", &via.to_string(), "dev", link.name, "table", &table])
+            .await?;
+    }
     Ok(())
 }
 

@@ -111,6 +111,9 @@ impl Netns {
             let link =
                 links::Link { name: &name, bridge: &c.uplink_bridge, addr: *ip, prefix_len: c.public_prefix_len };
             links::ensure_link(&ns, &format!("u{i}"), &link).await?;
+            if i > 0 {
+                links::ensure_source_route(&ns, i, &link, c.uplink_gateway).await?;
+            }
         }
         let vpc =
             links::Link { name: "vpc0", bridge: vpc_bridge, addr: plan.intranet_ip, prefix_len: c.private_prefix_len };
@@ -275,7 +278,9 @@ async fn load(
         reloaded_children.extend(
             conn.children
                 .iter()
-                .filter(|(child, config)| old.as_ref().is_none_or(|o| o.children.get(*child) != Some(*config)))
+                .filter(|(child, config)| {
+                    old.as_ref().is_none_or(|o| !o.same_ike(conn) || o.children.get(*child) != Some(*config))
+                })
                 .map(|(child, _)| child.clone()),
         );
         gw.loaded.lock().expect("loaded").insert(name.clone(), conn.clone());
@@ -391,9 +396,19 @@ async fn supervise(gw: Arc<Gateway>, backend: EspBackend, events: UnboundedSende
                 continue;
             }
         };
-        let mut stream = select_all(
-            vici::EVENTS.iter().map(|name| client.subscribe::<IgnoredAny>(name).map(move |r| r.map(|_| *name)).boxed()),
-        );
+        let changes: Vec<_> = vici::EVENTS
+            .iter()
+            .map(|name| client.subscribe::<IgnoredAny>(name).map(move |r| r.map(|_| Signal::Changed(name))).boxed())
+            .collect();
+        // kernel-libipsec raises no acquire for a trap policy: the packet it drops for want of an
+        // SA, which it logs with the child's reqid, starts the negotiation instead.
+        let drops = (backend == EspBackend::Libipsec).then(|| {
+            client
+                .subscribe::<vici::LogLine>("log")
+                .map(|r| r.map(|line| vici::dropped_reqid(&line.msg).map_or(Signal::Other, Signal::Dropped)))
+                .boxed()
+        });
+        let mut stream = select_all(changes.into_iter().chain(drops));
         // A new charon knows nothing: give it the last plan (an adopted one is checked by the
         // next apply, which loads only what differs).
         if generation > 0 {
@@ -414,13 +429,16 @@ async fn supervise(gw: Arc<Gateway>, backend: EspBackend, events: UnboundedSende
         gw.ready.send_replace(generation);
         refresh(&gw, &events, "charon started").await;
         let mut liveness = tokio::time::interval(Duration::from_secs(1));
+        let mut triggers = Triggers::default();
         loop {
             tokio::select! {
                 event = stream.next() => match event {
-                    Some(Ok(name)) => {
+                    Some(Ok(Signal::Changed(name))) => {
                         backoff = Duration::from_millis(100);
                         refresh(&gw, &events, name).await;
                     }
+                    Some(Ok(Signal::Dropped(reqid))) => triggers.fire(&gw, reqid),
+                    Some(Ok(Signal::Other)) => {}
                     _ => break,
                 },
                 _ = liveness.tick() => if !charon::alive(pid) { break },
@@ -430,6 +448,40 @@ async fn supervise(gw: Arc<Gateway>, backend: EspBackend, events: UnboundedSende
         tracing::warn!(gateway = gw.id, pid, "charon exited; restarting it");
         report_changes(&gw, &events, "charon exited", |_| TunnelStatus::IkeSaNotEstablished);
         wait(&mut stop, &mut backoff).await;
+    }
+}
+
+/// What a charon's event stream says.
+enum Signal {
+    /// Tunnel statuses may have changed (the event's name).
+    Changed(&'static str),
+    /// kernel-libipsec dropped an outbound packet for want of an SA of this child (reqid).
+    Dropped(u32),
+    Other,
+}
+
+/// How often traffic may start negotiating one child.
+const TRIGGER_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Traffic-triggered negotiation (what trap policies do with kernel ESP).
+#[derive(Default)]
+struct Triggers(HashMap<u32, std::time::Instant>);
+
+impl Triggers {
+    fn fire(&mut self, gw: &Arc<Gateway>, reqid: u32) {
+        if self.0.get(&reqid).is_some_and(|t| t.elapsed() < TRIGGER_INTERVAL) {
+            return;
+        }
+        self.0.insert(reqid, std::time::Instant::now());
+        let target = gw.loaded.lock().expect("loaded").iter().find_map(|(ike, conn)| {
+            conn.children.keys().find(|c| vici::reqid(c) == reqid).map(|c| (ike.clone(), c.clone()))
+        });
+        let Some((ike, child)) = target else { return };
+        let socket = gw.charon.socket.clone();
+        tokio::spawn(async move {
+            tracing::debug!(ike, child, "traffic starts negotiation");
+            let _ = vici::initiate(&socket, &ike, &child, Duration::ZERO).await;
+        });
     }
 }
 

@@ -62,6 +62,10 @@ struct Auth {
 
 #[derive(Serialize, Clone, PartialEq, Debug)]
 pub struct Child {
+    /// Fixed, so that a packet kernel-libipsec drops for want of an SA names its child.
+    reqid: u32,
+    /// The master's policies win over the slave's for the same selectors (lower wins).
+    priority: u32,
     local_ts: Vec<String>,
     remote_ts: Vec<String>,
     esp_proposals: Vec<String>,
@@ -97,6 +101,10 @@ pub struct Conn {
     #[serde(rename = "remote-1")]
     remote: Auth,
     pub children: BTreeMap<String, Child>,
+    /// A digest of the PSK and its owners: not sent (the secret goes by `load-shared`), but part
+    /// of what makes two configurations the same, so a new PSK reloads and renegotiates.
+    #[serde(skip)]
+    secret: [u8; 32],
 }
 
 fn seconds(s: u64) -> String {
@@ -130,12 +138,30 @@ pub fn ike_name(t: &TunnelPlan) -> String {
     format!("ike-{}-{}", t.local_ip, t.remote_ip)
 }
 
-fn child(conn: &ConnectionPlan, t: &TunnelPlan, local_ts: Vec<String>, remote_ts: Vec<String>) -> Child {
+/// A child's fixed reqid: a stable hash of its name (tunnel IDs are random, so collisions are
+/// as unlikely as for any 31-bit hash), above the range charon hands out itself.
+pub fn reqid(child: &str) -> u32 {
+    let hash = child.bytes().fold(0x811c9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x01000193));
+    (hash & 0x3fff_ffff) | 0x4000_0000
+}
+
+/// Policy priorities of a tunnel's children: the standby tunnel's lose to the active one's.
+fn priority(t: &TunnelPlan) -> u32 {
+    if t.role == "slave" {
+        2000
+    } else {
+        1000
+    }
+}
+
+fn child(conn: &ConnectionPlan, t: &TunnelPlan, name: &str, local_ts: Vec<String>, remote_ts: Vec<String>) -> Child {
     let (rekey, _, rand) = lifetimes(t.ipsec_lifetime_s);
     // Negotiate now (and again after a dead peer), or when traffic first matches (trap).
     let (start_action, dpd_action, close_action) =
         if conn.effect_immediately { ("none", "restart", "none") } else { ("trap", "trap", "trap") };
     Child {
+        reqid: reqid(name),
+        priority: priority(t),
         local_ts,
         remote_ts,
         esp_proposals: vec![t.esp.strongswan()],
@@ -157,7 +183,8 @@ pub fn conns(connections: &[ConnectionPlan], force_encap: bool) -> BTreeMap<Stri
         for t in &c.tunnels {
             let (conn, _) = out.entry(ike_name(t)).or_insert_with(|| (ike(t, force_encap), t));
             for (name, l, r) in children(c, t) {
-                conn.children.insert(name, child(c, t, l, r));
+                let config = child(c, t, &name, l, r);
+                conn.children.insert(name, config);
             }
             // One tunnel that must stay up keeps the shared IKE SA trying.
             if c.effect_immediately {
@@ -189,7 +216,18 @@ fn ike(t: &TunnelPlan, force_encap: bool) -> Conn {
         local: Auth { auth: "psk", id: t.local_id.clone() },
         remote: Auth { auth: "psk", id: t.remote_id.clone() },
         children: BTreeMap::new(),
+        secret: secret_digest(t),
     }
+}
+
+fn secret_digest(t: &TunnelPlan) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [t.psk.expose(), &t.local_id, &t.remote_id] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().into()
 }
 
 impl Conn {
@@ -372,6 +410,19 @@ pub async fn sas(socket: &Path) -> Result<Sas, DataPlaneError> {
     Ok(Sas(out))
 }
 
+/// One line of charon's log (the `log` event).
+#[derive(Deserialize)]
+pub struct LogLine {
+    pub msg: String,
+}
+
+/// The reqid in kernel-libipsec's "could not find an outbound IPsec SA for reqid {N}, dropping
+/// packet".
+pub fn dropped_reqid(msg: &str) -> Option<u32> {
+    let rest = msg.strip_prefix("could not find an outbound IPsec SA for reqid {")?;
+    rest.split_once('}')?.0.parse().ok()
+}
+
 /// The events after which tunnel statuses may have changed.
 pub const EVENTS: &[&str] = &["ike-updown", "child-updown", "ike-rekey", "child-rekey"];
 
@@ -411,6 +462,25 @@ mod tests {
         assert!(now.encap, "libipsec carries only UDP-encapsulated ESP");
         assert_eq!(now.proposals, vec!["aes128-md5-modp1024"]);
         assert_eq!(now.dpd_delay, Some(DPD_DELAY));
+    }
+
+    #[test]
+    fn dropped_packets_name_their_child() {
+        let child = "tun-abc";
+        let line = format!("could not find an outbound IPsec SA for reqid {{{}}}, dropping packet", reqid(child));
+        assert_eq!(dropped_reqid(&line), Some(reqid(child)));
+        assert_eq!(dropped_reqid("some other line"), None);
+        assert!(reqid(child) >= 0x4000_0000 && reqid(child) != reqid("tun-abd"));
+    }
+
+    #[test]
+    fn a_new_psk_is_a_new_ike_configuration() {
+        let c = connection(None);
+        let mut changed = c.clone();
+        changed.tunnels[0].psk = crate::secret::Secret::new("another");
+        let a = &conns(std::slice::from_ref(&c), false)["ike-198.18.0.1-203.0.113.5"].0;
+        let b = &conns(std::slice::from_ref(&changed), false)["ike-198.18.0.1-203.0.113.5"].0;
+        assert!(!a.same_ike(b));
     }
 
     #[test]
