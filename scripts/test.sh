@@ -6,7 +6,8 @@
 # On a machine with Rust, Python 3.11 and Node 20 it installs what the suite
 # needs (a .venv with the pinned official Python SDKs, tests/node/node_modules
 # from package-lock.json), builds the release binaries, then runs, in order:
-# cargo test, pytest tests/sdk (Python SDKs against the real binary), and
+# cargo test, pytest tests/sdk (Python SDKs against the real binary, and, as root, the gateway
+# face with strongSwan in network namespaces: it installs those Debian packages first), and
 # node --test tests/node (the Node SDK against the real binary).
 # Installs are skipped when already up to date. Every runner runs even if an
 # earlier one failed; the exit status is non-zero if any of them failed.
@@ -49,6 +50,48 @@ else
   echo "node_modules up to date"
 fi
 
+# ---------------------------------------------------------------- gateway test packages
+# tests/sdk/test_gateway_ipsec.py runs the gateway face for real: strongSwan in network
+# namespaces, which needs root and these Debian packages. As root with apt, install what is
+# missing (dpkg-query first, so a warm run costs nothing) and demand that those tests run
+# (GATEHOUSE_REQUIRE_DATAPLANE=1); elsewhere they are skipped, loudly.
+GATEWAY_PKGS=(strongswan-charon strongswan-swanctl charon-systemd libcharon-extra-plugins
+              libcharon-extauth-plugins libstrongswan-standard-plugins iproute2 iputils-ping tcpdump procps)
+install_failed=""
+step "gateway test packages (strongSwan, iproute2, ping, tcpdump)"
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then
+  missing=()
+  for p in "${GATEWAY_PKGS[@]}"; do
+    if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" != "installed" ]; then
+      missing+=("$p")
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    echo "gateway test packages installed"
+    export GATEHOUSE_REQUIRE_DATAPLANE=1
+  else
+    echo "installing: ${missing[*]}"
+    # Never start a service from a package's postinst (a no-op where policy-rc.d already says so).
+    own_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+    fi
+    # Only the listed packages and their dependencies (no recommends; never `openssl` itself).
+    if DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+      echo "installed: ${missing[*]}"
+      export GATEHOUSE_REQUIRE_DATAPLANE=1
+    else
+      install_failed=1
+      echo "!!!!! could not install ${missing[*]}: the gateway end-to-end tests will be skipped" >&2
+    fi
+    if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+  fi
+else
+  echo "!!!!! NOTE: not root (or no apt-get): the gateway end-to-end tests (tests/sdk/test_gateway_ipsec.py)" >&2
+  echo "!!!!! need root, network namespaces and strongSwan; they will be SKIPPED in this run." >&2
+fi
+
 # ---------------------------------------------------------------- build
 step "cargo build --release --bins"
 cargo build --release --bins
@@ -65,6 +108,8 @@ if ! "$VENV/bin/python" -m pytest tests/sdk; then failed+=("pytest"); fi
 
 step "node --test tests/node/"
 if ! node --test tests/node/; then failed+=("node --test"); fi
+
+if [ -n "$install_failed" ]; then failed+=("gateway test packages"); fi
 
 echo
 if [ ${#failed[@]} -gt 0 ]; then
