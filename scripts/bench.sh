@@ -76,7 +76,7 @@ py 'print(*(api("CreateCustomerGateway", IpAddress=f"12.0.0.{i}")["CustomerGatew
 # only connections that got there, per second of the whole run. Connection i of 10 uses only gateways
 # i, i+10, … so no create meets VpnGateway.Configuring from another bench connection.
 connect() {
-  bench --action CreateVpnConnection --param-file "VpnGatewayId=$data/gateways" --param-file "CustomerGatewayId=$data/cgws" \
+  bench --action CreateVpnConnection --param-file "VpnGatewayId=${GATEWAYS:-$data/gateways}" --param-file "CustomerGatewayId=$data/cgws" \
     --param LocalSubnet=10.0.0.0/24 --param-template 'RemoteSubnet={ip}/32' --param 'IkeConfig={"Psk":"benchpsk1"}' \
     --param AutoConfigRoute=false --wait-active --connections 10 "$@"
 }
@@ -92,4 +92,11 @@ py 'states = collections.Counter(c["State"] for c in items("DescribeVpnConnectio
 gws = collections.Counter(api("DescribeVpnGateway", VpnGatewayId=g)["Status"] for g in open(sys.argv[3]).read().split())
 print(f"check: VPN connections by State {dict(states)}; the 100 gateways by Status {dict(gws)}")
 if set(states) != {"active"} or set(gws) != {"active"}: sys.exit("check failed: not everything is active")' "$data/gateways"
+# Flat in the number of connections a gateway already has: 10 more gateways, each seeded to 300
+# connections, then the same measurement (compare with the run at 100+ above).
+py 'print(*itertools.islice((g["VpnGatewayId"] for g in items("DescribeVpnGateways", "VpnGateway")), 100, 110), sep="\n")' >"$data/gateways300"
+echo "== seeding 3000 VPN connections (300 on each of 10 more gateways)"
+GATEWAYS="$data/gateways300" connect --counter-start 1000000 --requests 3000 --duration 300s | tail -n 3
+echo "== CreateVpnConnection to active (on those 10 gateways, 300+ connections each)"
+GATEWAYS="$data/gateways300" connect --counter-start 2000000 --duration "${secs}s"
 echo "RSS after load: $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"

@@ -210,6 +210,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.regions = args.regions.iter().map(|id| Region { id: id.clone(), local_name: id.clone() }).collect();
     }
     let (store, master_key) = open(&args.data)?;
+    gatehouse::actions::reindex(&*store).await?;
     if let Some((id, secret)) = accounts::ensure_root(&*store, &master_key).await? {
         println!("Created the root account's AccessKey (shown once):");
         println!("  AccessKeyId:     {id}");

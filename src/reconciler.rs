@@ -83,7 +83,7 @@ impl Reconciler {
             if !wait.is_zero() {
                 tokio::select! {
                     _ = tokio::time::timeout(wait, app.tasks_queued.notified()) => {}
-                    _ = stop.changed() => {}
+                    changed = stop.changed() => if changed.is_err() { return },
                 }
             }
         }
@@ -228,9 +228,16 @@ const EVENT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 async fn record_events(app: Arc<App>, mut events: UnboundedReceiver<Event>, mut stop: watch::Receiver<bool>) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        let first = tokio::select! {
-            e = events.recv() => e,
-            _ = stop.changed() => None,
+        // On stop, what is already queued is still recorded (once), then the worker ends.
+        let stopping = *stop.borrow();
+        let first = if stopping {
+            events.try_recv().ok()
+        } else {
+            tokio::select! {
+                e = events.recv() => e,
+                // A dropped sender means no one will ever say stop: end here.
+                changed = stop.changed() => if changed.is_ok() { continue } else { None },
+            }
         };
         let Some(first) = first else { return };
         let mut batch = vec![first];
@@ -259,6 +266,10 @@ async fn record_events(app: Arc<App>, mut events: UnboundedReceiver<Event>, mut 
                 Ok(()) => {
                     backoff = Duration::from_millis(50);
                     break;
+                }
+                Err(e) if stopping => {
+                    tracing::error!(error = %e, events = batch.len(), "recording data-plane events failed at shutdown");
+                    return;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, events = batch.len(), "recording data-plane events failed; retrying");

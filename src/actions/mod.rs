@@ -65,3 +65,30 @@ actions! {
 pub fn exists(action: &str) -> bool {
     ALL.contains(&action)
 }
+
+/// Rewrites the stored records of every kind a migration queued (`Tx::take_reindex`), so that
+/// their derived data (`Resource::refs`) is current. One transaction: all or nothing.
+pub async fn reindex(store: &dyn crate::store::Store) -> ApiResult<()> {
+    use crate::store::Resource;
+    store
+        .write(|tx| {
+            for kind in tx.take_reindex()? {
+                match kind.as_str() {
+                    vpn_connections::VpnConnection::KIND => rewrite::<vpn_connections::VpnConnection>(tx)?,
+                    other => return Err(ApiError::internal(format!("no reindexing for kind {other}"))),
+                }
+            }
+            Ok(())
+        })
+        .await
+}
+
+fn rewrite<R: crate::store::Resource>(tx: &mut dyn crate::store::Tx) -> ApiResult<()> {
+    use crate::store::{ListQuery, TxExt};
+    for account in tx.accounts()? {
+        for r in tx.list_as::<R>(&ListQuery { kind: R::KIND, account_id: account.id, ..Default::default() })? {
+            tx.update_as(&r)?;
+        }
+    }
+    Ok(())
+}

@@ -77,23 +77,44 @@ crate::resource!(VpnConnection, "VpnConnection", {
     fn name(&self) -> &str {
         &self.name
     }
-    /// Its customer gateways, its gateway/customer-gateway pairs and its BGP tunnel CIDRs: what
-    /// the rules across connections look up, so that no rule reads every connection of a gateway.
+    /// What the rules across connections look up, so that no rule reads every connection of a
+    /// gateway: its customer gateways, its gateway/customer-gateway pairs, its BGP tunnel CIDRs,
+    /// and per pair its remote subnets (`sel`) and their supernets down to /`MIN_INDEXED_PREFIX`
+    /// (`selin`: "has a remote subnet inside").
     fn refs(&self) -> Vec<String> {
-        let mut refs: Vec<String> = self
-            .tunnels
-            .iter()
-            .flat_map(|t| {
-                let cgw = &t.spec.customer_gateway_id;
-                let bgp = t.spec.bgp.enable_bgp.then(|| bgp_ref(&self.vpn_gateway_id, &t.spec.bgp.tunnel_cidr));
-                [Some(cgw_ref(cgw)), Some(peer_ref(&self.vpn_gateway_id, cgw)), bgp].into_iter().flatten()
-            })
-            .collect();
+        let gw = &self.vpn_gateway_id;
+        let mut refs = Vec::new();
+        for t in &self.tunnels {
+            let cgw = &t.spec.customer_gateway_id;
+            refs.extend([cgw_ref(cgw), peer_ref(gw, cgw)]);
+            if t.spec.bgp.enable_bgp {
+                refs.push(bgp_ref(gw, &t.spec.bgp.tunnel_cidr));
+            }
+            for net in self.remote_subnets() {
+                let net = net.trunc();
+                refs.push(selector_ref("sel", gw, cgw, net));
+                refs.extend(supernets(net).map(|p| selector_ref("selin", gw, cgw, p)));
+            }
+        }
         refs.sort();
         refs.dedup();
         refs
     }
 });
+
+/// Remote subnets are indexed under their supernets down to this prefix length; a new remote
+/// subnet wider than it is checked against every connection of the pair.
+const MIN_INDEXED_PREFIX: u8 = 8;
+
+/// The strict supernets of `net` with at least `MIN_INDEXED_PREFIX` bits.
+fn supernets(net: Ipv4Net) -> impl Iterator<Item = Ipv4Net> {
+    (MIN_INDEXED_PREFIX..net.prefix_len())
+        .filter_map(move |len| Ipv4Net::new(net.network(), len).ok().map(|n| n.trunc()))
+}
+
+fn selector_ref(kind: &str, gw: &str, cgw: &str, net: Ipv4Net) -> String {
+    format!("{kind}:{gw}/{cgw}/{net}")
+}
 
 fn cgw_ref(cgw: &str) -> String {
     format!("cgw:{cgw}")
@@ -231,7 +252,7 @@ pub fn using_customer_gateway(
         kind: VpnConnection::KIND,
         account_id,
         region_id: Some(region.to_string()),
-        refers_to: Some(cgw_ref(cgw_id)),
+        refers_to: vec![cgw_ref(cgw_id)],
         ..Default::default()
     })
 }
@@ -367,13 +388,15 @@ fn check_certificate(gw: &VpnGateway, spec: &TunnelSpec) -> ApiResult<()> {
 /// ASN and tunnel CIDRs are unique on the gateway, and connections sharing a gateway and a
 /// customer gateway agree on IKE and keep their traffic selectors apart.
 fn check_against_gateway(tx: &dyn Tx, gw: &VpnGateway, conn: &VpnConnection, key: &MasterKey) -> ApiResult<()> {
-    // The other connections of this gateway that refer to `reference`.
-    let others = |reference: String| -> ApiResult<Vec<VpnConnection>> {
+    // The other connections of this gateway that refer to any of `refs` (at most `limit`).
+    let others = |refs: Vec<String>, limit: Option<u64>| -> ApiResult<Vec<VpnConnection>> {
         let q = ListQuery {
             kind: VpnConnection::KIND,
             account_id: gw.account_id,
             parent_id: Some(gw.id.clone()),
-            refers_to: Some(reference),
+            refers_to: refs,
+            // One more, in case `conn` itself is among them.
+            limit: limit.map(|l| l + 1),
             ..Default::default()
         };
         Ok(tx.list_as::<VpnConnection>(&q)?.into_iter().filter(|c| c.id != conn.id).collect())
@@ -395,7 +418,7 @@ fn check_against_gateway(tx: &dyn Tx, gw: &VpnGateway, conn: &VpnConnection, key
                 ));
             }
             let same_cidr = |o: &Tunnel| o.spec.bgp.enable_bgp && o.spec.bgp.tunnel_cidr == t.spec.bgp.tunnel_cidr;
-            let cidr_taken = !others(bgp_ref(&gw.id, &t.spec.bgp.tunnel_cidr))?.is_empty()
+            let cidr_taken = !others(vec![bgp_ref(&gw.id, &t.spec.bgp.tunnel_cidr)], Some(1))?.is_empty()
                 || conn.tunnels.iter().filter(|o| o.id != t.id).any(same_cidr);
             if cidr_taken {
                 return Err(ApiError::bad_request(
@@ -404,22 +427,45 @@ fn check_against_gateway(tx: &dyn Tx, gw: &VpnGateway, conn: &VpnConnection, key
                 ));
             }
         }
-        for other in &others(peer_ref(&gw.id, &t.spec.customer_gateway_id))? {
-            for ot in other.tunnels.iter().filter(|ot| ot.spec.customer_gateway_id == t.spec.customer_gateway_id) {
+        // Connections of one pair share one IKE configuration, so one of them speaks for all.
+        let cgw_id = &t.spec.customer_gateway_id;
+        for other in &others(vec![peer_ref(&gw.id, cgw_id)], Some(1))? {
+            for ot in other.tunnels.iter().filter(|ot| &ot.spec.customer_gateway_id == cgw_id) {
                 if !ipsec::same_ike(&ot.spec.ike, &t.spec.ike, key)? {
                     return Err(ApiError::bad_request(
                         "VpnConnectionParamInvalid.SameVpnAndCgwDifferentIkeConfigs",
                         "IPSec connections associated with the same user gateway and VPN gateway should have the same IKE configurations.",
                     ));
                 }
-                if ipsec::subnets_overlap(&other.local_subnets(), &conn.local_subnets())
-                    && ipsec::subnets_overlap(&other.remote_subnets(), &conn.remote_subnets())
-                {
-                    return Err(ApiError::bad_request(
-                        "VpnConnectionParamInvalid.SameVpnAndCgwTrafficSelectorOverlap",
-                        "Traffic selectors of IPSec connections associated with the same user gateway and VPN gateway should not overlap.",
-                    ));
-                }
+            }
+        }
+        // Only connections of the pair whose remote subnets overlap ours can overlap.
+        let remote = conn.remote_subnets();
+        let candidates = if remote.iter().any(|n| n.prefix_len() < MIN_INDEXED_PREFIX) {
+            others(vec![peer_ref(&gw.id, cgw_id)], None)?
+        } else {
+            let refs = remote
+                .iter()
+                .flat_map(|n| {
+                    let n = n.trunc();
+                    // Theirs contains ours (ours, or one of our supernets, is theirs) …
+                    let inside = (0..=n.prefix_len())
+                        .filter_map(move |len| Ipv4Net::new(n.network(), len).ok())
+                        .map(|p| selector_ref("sel", &gw.id, cgw_id, p.trunc()));
+                    // … or ours contains theirs.
+                    inside.chain([selector_ref("selin", &gw.id, cgw_id, n)])
+                })
+                .collect();
+            others(refs, None)?
+        };
+        for other in &candidates {
+            if ipsec::subnets_overlap(&other.local_subnets(), &conn.local_subnets())
+                && ipsec::subnets_overlap(&other.remote_subnets(), &remote)
+            {
+                return Err(ApiError::bad_request(
+                    "VpnConnectionParamInvalid.SameVpnAndCgwTrafficSelectorOverlap",
+                    "Traffic selectors of IPSec connections associated with the same user gateway and VPN gateway should not overlap.",
+                ));
             }
         }
     }
@@ -679,7 +725,7 @@ pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
     };
     let key = &ctx.app.master_key;
     let (total, items) = ctx.store().read(|tx| {
-        query.refers_to = cgw_filter.as_deref().map(cgw_ref);
+        query.refers_to = cgw_filter.as_deref().map(cgw_ref).into_iter().collect();
         query.offset = page.offset();
         query.limit = Some(page.size);
         let (total, conns) = (tx.count(&query)?, tx.list_as::<VpnConnection>(&query)?);
@@ -931,6 +977,15 @@ mod tests {
             check(&store, &gw, &c).unwrap_err(),
             "VpnConnectionParamInvalid.SameVpnAndCgwTrafficSelectorOverlap"
         );
+        // Overlap found through the selector index either way round, and for a wide subnet.
+        for remote in ["192.168.0.0/16", "192.168.0.7/32", "0.0.0.0/0", "128.0.0.0/1"] {
+            let c = connection("b", spec("cgw-1", Some(r#"{"Psk": "one"}"#), None), "10.0.0.0/24", remote);
+            assert_eq!(
+                check(&store, &gw, &c).unwrap_err(),
+                "VpnConnectionParamInvalid.SameVpnAndCgwTrafficSelectorOverlap",
+                "{remote}"
+            );
+        }
         // Same peer, same IKE, selectors apart: fine. A different peer may overlap freely.
         let c = connection("b", spec("cgw-1", Some(r#"{"Psk": "one"}"#), None), "10.0.0.0/16", "192.168.1.0/24");
         assert_eq!(check(&store, &gw, &c), Ok(()));

@@ -49,8 +49,8 @@ pub struct ListQuery {
     pub parent_id: Option<String>,
     pub unique_key: Option<String>,
     pub status: Option<String>,
-    /// One of the record's `refs`.
-    pub refers_to: Option<String>,
+    /// Records with any of these `refs` (empty: no such filter).
+    pub refers_to: Vec<String>,
     /// Every (key, value) must be bound; a `None` value matches any value of the key.
     pub tags: Vec<(String, Option<String>)>,
     pub offset: u64,
@@ -159,6 +159,10 @@ pub trait Tx {
     fn key(&self, id: &str) -> ApiResult<Option<AccessKeyRow>>;
     fn keys(&self) -> ApiResult<Vec<AccessKeyRow>>;
     fn set_key_enabled(&mut self, id: &str, enabled: bool) -> ApiResult<bool>;
+
+    // Derived data: the kinds whose stored records a migration asks to rewrite (their `refs`
+    // changed), handed out once.
+    fn take_reindex(&mut self) -> ApiResult<Vec<String>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -113,9 +113,8 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO resource_counts (account_id, kind, region_id, n)
         SELECT account_id, kind, region_id, COUNT(*) FROM resources GROUP BY account_id, kind, region_id;",
-    // 3: the keys lists find a resource by besides its columns (`Record::refs`); connections
-    // already stored get theirs (customer gateways, gateway/customer-gateway pairs, BGP tunnel
-    // CIDRs), as `VpnConnection::refs` computes them.
+    // 3: the keys lists find a resource by besides its columns (`Record::refs`); the kinds whose
+    // stored records must have theirs computed are queued for `Tx::take_reindex`.
     "CREATE TABLE resource_refs (
         account_id INTEGER NOT NULL,
         kind TEXT NOT NULL,
@@ -124,17 +123,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account_id, kind, ref, id)
     );
     CREATE INDEX resource_refs_by_id ON resource_refs (account_id, kind, id);
-    INSERT OR IGNORE INTO resource_refs (account_id, kind, ref, id)
-        SELECT r.account_id, r.kind, 'cgw:' || json_extract(t.value, '$.spec.customer_gateway_id'), r.id
-        FROM resources r, json_each(r.body, '$.tunnels') t WHERE r.kind = 'VpnConnection'
-        UNION ALL
-        SELECT r.account_id, r.kind,
-               'peer:' || r.parent_id || '/' || json_extract(t.value, '$.spec.customer_gateway_id'), r.id
-        FROM resources r, json_each(r.body, '$.tunnels') t WHERE r.kind = 'VpnConnection'
-        UNION ALL
-        SELECT r.account_id, r.kind, 'bgp:' || r.parent_id || '/' || json_extract(t.value, '$.spec.bgp.tunnel_cidr'), r.id
-        FROM resources r, json_each(r.body, '$.tunnels') t
-        WHERE r.kind = 'VpnConnection' AND json_extract(t.value, '$.spec.bgp.enable_bgp');",
+    CREATE TABLE reindex (kind TEXT PRIMARY KEY);
+    INSERT INTO reindex (kind) VALUES ('VpnConnection');",
 ];
 
 pub struct SqliteStore {
@@ -369,12 +359,15 @@ fn list_filter(q: &ListQuery) -> (String, Vec<Value>) {
         sql.push_str(" AND r.status = ?");
         args.push(Value::Text(status.clone()));
     }
-    if let Some(reference) = &q.refers_to {
+    if !q.refers_to.is_empty() {
         // Not correlated: the ids come from the index, then each row by its unique key.
         sql.push_str(
-            " AND r.id IN (SELECT x.id FROM resource_refs x WHERE x.account_id = ? AND x.kind = ? AND x.ref = ?)",
+            " AND r.id IN (SELECT x.id FROM resource_refs x WHERE x.account_id = ? AND x.kind = ? AND x.ref IN (",
         );
-        args.extend([Value::Integer(q.account_id), Value::Text(q.kind.to_string()), Value::Text(reference.clone())]);
+        sql.push_str(&vec!["?"; q.refers_to.len()].join(", "));
+        sql.push_str("))");
+        args.extend([Value::Integer(q.account_id), Value::Text(q.kind.to_string())]);
+        args.extend(q.refers_to.iter().map(|r| Value::Text(r.clone())));
     }
     for (key, value) in &q.tags {
         sql.push_str(
@@ -427,7 +420,7 @@ impl Tx for SqliteTx<'_> {
             && q.parent_id.is_none()
             && q.unique_key.is_none()
             && q.status.is_none()
-            && q.refers_to.is_none()
+            && q.refers_to.is_empty()
             && q.tags.is_empty();
         if let (true, Some(region)) = (whole_region, &q.region_id) {
             let mut st = self
@@ -778,6 +771,12 @@ impl Tx for SqliteTx<'_> {
         rows.collect::<Result<_, _>>().map_err(db_err)
     }
 
+    fn take_reindex(&mut self) -> ApiResult<Vec<String>> {
+        let mut st = self.conn.prepare_cached("DELETE FROM reindex RETURNING kind").map_err(db_err)?;
+        let kinds = st.query_map([], |r| r.get(0)).map_err(db_err)?;
+        kinds.collect::<Result<_, _>>().map_err(db_err)
+    }
+
     fn set_key_enabled(&mut self, id: &str, enabled: bool) -> ApiResult<bool> {
         let n = self
             .conn
@@ -827,7 +826,7 @@ mod tests {
             .await
             .unwrap();
         let ids = |store: &Arc<dyn Store>, r: &str| -> Vec<String> {
-            let query = ListQuery { refers_to: Some(r.into()), ..q("r1") };
+            let query = ListQuery { refers_to: vec![r.into()], ..q("r1") };
             let mut ids: Vec<String> = store.read(|tx| tx.list(&query)).unwrap().into_iter().map(|r| r.id).collect();
             assert_eq!(store.read(|tx| tx.count(&query)).unwrap(), ids.len() as u64);
             ids.sort();
@@ -835,6 +834,8 @@ mod tests {
         };
         assert_eq!(ids(&store, "in:p"), ["a", "c"]);
         assert_eq!(ids(&store, "in:q"), ["b", "c"]);
+        let any = ListQuery { refers_to: vec!["in:p".into(), "in:q".into()], ..q("r1") };
+        assert_eq!(store.read(|tx| tx.count(&any)).unwrap(), 3, "any of several refs, each record once");
         // An update replaces the refs; a delete drops them.
         store.write(|tx| tx.update(&Record { refs: vec!["in:z".into()], ..rec("c", "r1", "x", None) })).await.unwrap();
         assert_eq!(ids(&store, "in:p"), ["a"]);

@@ -66,13 +66,12 @@ pub struct Charon {
 const MAX_SOCKET_PATH: usize = 100;
 
 impl Charon {
-    pub fn new(dir: PathBuf, ns: String, gateway_id: &str) -> Self {
+    pub fn new(dir: PathBuf, ns: String) -> Self {
         let mut socket = dir.join("charon.vici");
         if socket.as_os_str().len() > MAX_SOCKET_PATH {
             socket =
                 std::env::temp_dir().join(format!("gatehouse-{}.vici", links::host_link(&dir.to_string_lossy(), "")));
         }
-        let _ = gateway_id;
         Charon { dir, socket, ns }
     }
 

@@ -124,7 +124,7 @@ impl Netns {
         let gw = Arc::new(Gateway {
             id: plan.gateway_id.clone(),
             account_id: plan.account_id,
-            charon: charon::Charon::new(c.dir.join(&plan.gateway_id), ns.clone(), &plan.gateway_id),
+            charon: charon::Charon::new(c.dir.join(&plan.gateway_id), ns.clone()),
             ns: ns.clone(),
             plan: Mutex::new(None),
             loaded: Mutex::new(HashMap::new()),
@@ -197,7 +197,7 @@ impl DataPlane for Netns {
         }
         let ns = self.ns(gateway_id);
         let dir = self.config.dir.join(gateway_id);
-        let charon = charon::Charon::new(dir.clone(), ns.clone(), gateway_id);
+        let charon = charon::Charon::new(dir.clone(), ns.clone());
         charon.stop().await;
         links::remove_namespace(&ns).await?;
         let _ = std::fs::remove_file(&charon.socket);
