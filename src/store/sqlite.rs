@@ -114,7 +114,8 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO resource_counts (account_id, kind, region_id, n)
         SELECT account_id, kind, region_id, COUNT(*) FROM resources GROUP BY account_id, kind, region_id;",
     // 3: the keys lists find a resource by besides its columns (`Record::refs`); the kinds whose
-    // stored records must have theirs computed are queued for `Tx::take_reindex`.
+    // stored records must have theirs computed are queued for `Tx::take_reindex`. Children by
+    // status (a gateway's connections still to apply) without reading the others.
     "CREATE TABLE resource_refs (
         account_id INTEGER NOT NULL,
         kind TEXT NOT NULL,
@@ -123,6 +124,7 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account_id, kind, ref, id)
     );
     CREATE INDEX resource_refs_by_id ON resource_refs (account_id, kind, id);
+    CREATE INDEX resources_by_parent_status ON resources (account_id, kind, parent_id, status);
     CREATE TABLE reindex (kind TEXT PRIMARY KEY);
     INSERT INTO reindex (kind) VALUES ('VpnConnection');",
 ];
@@ -268,8 +270,20 @@ struct SqliteTx<'c> {
 }
 
 impl SqliteTx<'_> {
-    /// Makes the record's stored refs exactly `rec.refs`.
+    /// Makes the record's stored refs exactly `rec.refs` (most updates leave them as they were:
+    /// then nothing is written).
     fn set_refs(&self, rec: &Record) -> ApiResult<()> {
+        let mut wanted: Vec<&String> = rec.refs.iter().collect();
+        wanted.sort();
+        wanted.dedup();
+        let stored: Vec<String> = self
+            .conn
+            .prepare_cached("SELECT ref FROM resource_refs WHERE account_id = ?1 AND kind = ?2 AND id = ?3 ORDER BY ref")
+            .and_then(|mut st| st.query_map(params![rec.account_id, rec.kind, rec.id], |r| r.get(0))?.collect())
+            .map_err(db_err)?;
+        if stored.iter().eq(wanted.iter().copied()) {
+            return Ok(());
+        }
         self.clear_refs(rec.kind, rec.account_id, &rec.id)?;
         let mut st = self
             .conn

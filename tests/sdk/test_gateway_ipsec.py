@@ -851,8 +851,45 @@ def test_gateway_charon_killed_is_restarted(env):
 
 
 @pytest.mark.timeout(180)
+def test_health_check_probes_and_routes_in_the_namespace(env):
+    """HealthCheckConfig sends real probes through the tunnel; routes are programmed in the
+    gateway's namespace with their weight as the metric."""
+    sip = env.site.vpc_host_ip()  # an unused address of the VPC side
+    gw, cust, vpc, vco = env.site_pair(effect=True, start=True)
+    gw_id = gw["VpnGatewayId"]
+    env.bring_up(cust, vco)
+    echos = env.scope.icmp_echos_in(cust.host)
+    check = {"enable": True, "sip": sip, "dip": cust.host_ip, "interval": 1, "retry": 2}
+    env.api.call("ModifyVpnConnectionAttribute", {"VpnConnectionId": vco, "HealthCheckConfig": json.dumps(check)})
+    wait_status(env.api, gw_id, "active", timeout=APPLY)
+    health = lambda: env.describe(vco)["VcoHealthCheck"]["Status"]  # noqa: E731
+    until(lambda: health() == "success", 15, "health check success", env.diag)
+    # The probes really cross the tunnel: the customer's host sees them.
+    assert env.scope.icmp_echos_in(cust.host) > echos, env.diag()
+
+    for dest, weight in (("10.251.0.0/24", 100), ("10.252.0.0/24", 0)):
+        env.api.call("CreateVpnRouteEntry", {"VpnGatewayId": gw_id, "RouteDest": dest, "NextHop": vco,
+                                             "Weight": weight, "PublishVpc": False})
+        wait_status(env.api, gw_id, "active", timeout=APPLY)
+    routes = env.scope.exec(env.site.netns_of(gw_id), "ip", "route", "show", "proto", "static").stdout
+    assert re.search(r"10\.251\.0\.0/24 dev \S+ .*metric 1\b", routes), routes
+    assert re.search(r"10\.252\.0\.0/24 dev \S+ .*metric 101\b", routes), routes
+
+    # The customer's side goes away: probes are lost and the check fails after `retry` of them.
+    env.scope.link_down(cust.veths[0])
+    try:
+        until(lambda: health() == "failed", 20, "health check failed", env.diag)
+    finally:
+        env.scope.link_up(cust.veths[0])
+    until(lambda: health() == "success", UP, "health check success again", env.diag)
+
+
 def test_gatehouse_kill9_keeps_tunnels_up(env):
     """Last in this module: it restarts the module's server."""
+    # Left over from a gateway the store does not know: removed when Gatehouse starts.
+    leftover = env.site.netns_of("vpn-leftover0000000000000")
+    env.site.lab.adopt_gateway(leftover)
+    subprocess.run(["ip", "netns", "add", leftover], check=True, timeout=10)
     gw, cust, vpc, vco = env.site_pair(effect=True, ike={"IkeVersion": "ikev2"})
     gw_id = gw["VpnGatewayId"]
     conf = env.bring_up(cust, vco)
@@ -886,3 +923,5 @@ def test_gatehouse_kill9_keeps_tunnels_up(env):
     assert env.site.live_charon_pid(gw_id) == pid
     assert env.status(vco) == ESTABLISHED
     env.ping_both_ways(cust, vpc)
+    until(lambda: leftover not in netns_list(), 10, f"the leftover namespace {leftover} to be removed", env.diag)
+    assert env.site.netns_of(gw_id) in netns_list()
