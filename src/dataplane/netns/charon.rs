@@ -217,5 +217,8 @@ pub fn check_installed() -> Result<(), DataPlaneError> {
             )));
         }
     }
+    if !found("ping") {
+        tracing::warn!("ping not found (iputils-ping): every health check will fail");
+    }
     Ok(())
 }

@@ -80,6 +80,8 @@ struct Gateway {
     /// Serializes applies and reloads of this gateway.
     apply_lock: tokio::sync::Mutex<()>,
     stop: watch::Sender<bool>,
+    /// The supervisor task, awaited when the gateway goes (so it cannot start a charon after).
+    supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
     health: health::Prober,
 }
 
@@ -132,6 +134,7 @@ impl Netns {
             ready: watch::channel(0).0,
             apply_lock: tokio::sync::Mutex::new(()),
             stop: watch::channel(false).0,
+            supervisor: Mutex::new(None),
             health: health::Prober::new(ns, plan.account_id, plan.gateway_id.clone(), self.events.clone()),
         });
         let mut gateways = self.gateways.lock().expect("gateways");
@@ -140,7 +143,8 @@ impl Netns {
             return Ok(existing.clone());
         }
         gateways.insert(plan.gateway_id.clone(), gw.clone());
-        tokio::spawn(supervise(gw.clone(), c.backend, self.events.clone()));
+        let task = tokio::spawn(supervise(gw.clone(), c.backend, self.events.clone()));
+        *gw.supervisor.lock().expect("supervisor") = Some(task);
         Ok(gw)
     }
 }
@@ -194,6 +198,10 @@ impl DataPlane for Netns {
         if let Some(gw) = &gw {
             let _ = gw.stop.send(true);
             gw.health.stop();
+            let task = gw.supervisor.lock().expect("supervisor").take();
+            if let Some(task) = task {
+                let _ = tokio::time::timeout(CHARON_START, task).await;
+            }
         }
         let ns = self.ns(gateway_id);
         let dir = self.config.dir.join(gateway_id);
