@@ -290,3 +290,119 @@ pub fn live_gateways(tx: &dyn Tx) -> ApiResult<Vec<VpnGateway>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::test_support::{connection, key, spec, world};
+    use crate::dataplane::{simulated, TunnelReport};
+    use crate::store::Store;
+    use std::sync::Arc;
+
+    /// World's gateway, `updating` at generation 1, with connection `a` (changed) and `b` (applied).
+    async fn updating() -> (Arc<dyn Store>, std::path::PathBuf) {
+        let (store, gw, dir) = world().await;
+        store
+            .write(move |tx| {
+                let mut gw = gw;
+                gw.status = "updating".into();
+                gw.generation = 1;
+                tx.update_as(&gw)?;
+                for (id, state, remote) in [("a", "updating", "192.168.0.0/24"), ("b", "active", "192.168.1.0/24")] {
+                    let mut c = connection(id, spec("cgw-1", None, None), "10.0.0.0/16", remote);
+                    c.state = state.into();
+                    c.effect_immediately = true;
+                    tx.insert_as(&c)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        (store, dir)
+    }
+
+    fn read(store: &Arc<dyn Store>, id: &str) -> VpnConnection {
+        store.read(|tx| tx.get_as::<VpnConnection>(1, id)).unwrap().unwrap()
+    }
+
+    fn gateway(store: &Arc<dyn Store>) -> VpnGateway {
+        store.read(|tx| tx.get_as::<VpnGateway>(1, "vpn-1")).unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn plans_carry_the_changed_connections_or_all_of_them() {
+        let (store, dir) = updating().await;
+        let gw = gateway(&store);
+        let changed = store.read(|tx| plan(tx, &key(), &gw, false)).unwrap();
+        assert_eq!(changed.connections.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(changed.generation, 1);
+        let all = store.read(|tx| plan(tx, &key(), &gw, true)).unwrap();
+        let mut ids: Vec<_> = all.connections.iter().map(|c| (c.id.as_str(), c.changed)).collect();
+        ids.sort();
+        assert_eq!(ids, [("a", true), ("b", false)]);
+        assert_eq!(all.connections[0].tunnels[0].psk.expose().len(), 16, "the PSK crosses the seam opened");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_older_outcome_never_overwrites_a_newer_change() {
+        let (store, dir) = updating().await;
+        let gw = gateway(&store);
+        let p = store.read(|tx| plan(tx, &key(), &gw, false)).unwrap();
+        let report = GatewayReport { connections: p.connections.iter().map(simulated::negotiate).collect() };
+        // Meanwhile the gateway moved on to a newer change.
+        let mut newer = gw.clone();
+        newer.generation = 2;
+        store.write(move |tx| tx.update_as(&newer)).await.unwrap();
+        let r = report.clone();
+        assert!(!store.write(move |tx| record(tx, 1, "vpn-1", 1, &r, true)).await.unwrap());
+        assert_eq!(read(&store, "a").state, "updating");
+        assert_eq!(read(&store, "a").tunnels[0].status, TunnelStatus::IkeSaNotEstablished);
+        assert_eq!(gateway(&store).status, "updating");
+        // The outcome for the current generation settles the gateway and the changed connection.
+        assert!(store.write(move |tx| record(tx, 1, "vpn-1", 2, &report, true)).await.unwrap());
+        let a = read(&store, "a");
+        assert_eq!((a.state.as_str(), a.tunnels[0].status), ("active", TunnelStatus::IpsecSaEstablished));
+        assert_eq!(gateway(&store).status, "active");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_late_report_does_not_undo_a_newer_event() {
+        let (store, dir) = updating().await;
+        let tunnel = read(&store, "a").tunnels[0].id.clone();
+        let event = |seq, status| Event::Tunnel {
+            account_id: 1,
+            gateway_id: "vpn-1".into(),
+            connection_id: "a".into(),
+            tunnel_id: tunnel.clone(),
+            seq,
+            status,
+            cause: "test".into(),
+        };
+        let (up, down) = (event(20, TunnelStatus::IpsecSaEstablished), event(10, TunnelStatus::IkeSaNotEstablished));
+        // Events out of order: the newer one stands.
+        store.write(move |tx| record_events(tx, &[up, down])).await.unwrap();
+        assert_eq!(read(&store, "a").tunnels[0].status, TunnelStatus::IpsecSaEstablished);
+        // A report read before that event arrives after it: its status does not count.
+        let report = GatewayReport {
+            connections: vec![ConnectionReport {
+                id: "a".into(),
+                tunnels: vec![TunnelReport {
+                    id: tunnel.clone(),
+                    seq: 15,
+                    status: TunnelStatus::IkeSaNotEstablished,
+                    bgp_status: Default::default(),
+                }],
+                health: Default::default(),
+                learned_routes: vec![],
+                error: Some("charon said no".into()),
+            }],
+        };
+        assert!(store.write(move |tx| record(tx, 1, "vpn-1", 1, &report, true)).await.unwrap());
+        let a = read(&store, "a");
+        assert_eq!(a.tunnels[0].status, TunnelStatus::IpsecSaEstablished);
+        assert_eq!(a.dataplane_error, "charon said no", "the report's error detail is kept");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -9,6 +9,8 @@ pub mod ipsec;
 pub mod regions;
 pub mod rules;
 pub mod tags;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod vpn_connections;
 pub mod vpn_gateways;
 pub mod vpn_routes;
