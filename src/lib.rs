@@ -11,3 +11,4 @@ pub mod peer_config;
 pub mod reconciler;
 pub mod secret;
 pub mod store;
+pub mod wire_enum;

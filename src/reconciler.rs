@@ -20,7 +20,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 
 use crate::actions::gateway_sync;
-use crate::actions::vpn_gateways::VpnGateway;
+use crate::actions::vpn_gateways::{GatewayStatus, VpnGateway};
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::{App, CLIENT_TOKEN_TTL_MS};
 use crate::dataplane::{DataPlane, Event};
@@ -189,7 +189,7 @@ impl Reconciler {
         let known: HashSet<String> = gateways.iter().map(|g| g.id.clone()).collect();
         let work = gateways
             .into_iter()
-            .filter(|g| g.status == "active" || g.status == "updating")
+            .filter(|g| matches!(g.status, GatewayStatus::Active | GatewayStatus::Updating))
             .map(|g| (g.account_id, g.id));
         let semaphore = Arc::new(tokio::sync::Semaphore::new(CONVERGE_PARALLELISM));
         let mut running = Vec::new();

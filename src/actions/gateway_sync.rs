@@ -12,8 +12,8 @@ use std::net::Ipv4Addr;
 
 use super::customer_gateways::CustomerGateway;
 use super::ipsec::IkeConfig;
-use super::vpn_connections::{of_gateway, VpnConnection};
-use super::vpn_gateways::VpnGateway;
+use super::vpn_connections::{of_gateway, ConnectionState, VpnConnection};
+use super::vpn_gateways::{GatewayStatus, VpnGateway};
 use super::vpn_routes::{self, Destination, Policy};
 use crate::api::error::{ApiError, ApiResult};
 use crate::dataplane::{
@@ -41,7 +41,7 @@ pub fn plan(tx: &dyn Tx, key: &MasterKey, gw: &VpnGateway, complete: bool) -> Ap
             kind: VpnConnection::KIND,
             account_id: gw.account_id,
             parent_id: Some(gw.id.clone()),
-            status: Some("updating".into()),
+            status: Some(ConnectionState::Updating.wire().into()),
             ..Default::default()
         })?
     };
@@ -55,7 +55,7 @@ pub fn plan(tx: &dyn Tx, key: &MasterKey, gw: &VpnGateway, complete: bool) -> Ap
         ..Default::default()
     })?;
     let mut connections = Vec::new();
-    for c in conns.iter().filter(|c| c.state != "deleting") {
+    for c in conns.iter().filter(|c| c.state != ConnectionState::Deleting) {
         let mut tunnels = Vec::new();
         for t in &c.tunnels {
             let s = &t.spec;
@@ -107,7 +107,7 @@ pub fn plan(tx: &dyn Tx, key: &MasterKey, gw: &VpnGateway, complete: bool) -> Ap
             remote_subnets: c.remote_subnets(),
             effect_immediately: c.effect_immediately,
             renegotiate: c.renegotiate,
-            changed: c.state == "updating",
+            changed: c.state == ConnectionState::Updating,
             health_check,
             tunnels,
             last_status: c.tunnels.iter().map(|t| t.status).collect(),
@@ -186,12 +186,12 @@ pub fn record(
     settle: bool,
 ) -> ApiResult<bool> {
     let Some(mut gw) = tx.get_as::<VpnGateway>(account_id, gateway_id)? else { return Ok(false) };
-    if gw.generation != generation || gw.status == "deleting" {
+    if gw.generation != generation || gw.status == GatewayStatus::Deleting {
         return Ok(false);
     }
     for r in &report.connections {
         let Some(mut conn) = tx.get_as::<VpnConnection>(account_id, &r.id)? else { continue };
-        if conn.state == "deleting" {
+        if conn.state == ConnectionState::Deleting {
             continue;
         }
         for tr in &r.tunnels {
@@ -211,26 +211,26 @@ pub fn record(
         tx.update_as(&conn)?;
     }
     if settle {
-        for state in ["deleting", "updating"] {
+        for state in [ConnectionState::Deleting, ConnectionState::Updating] {
             let pending: Vec<VpnConnection> = tx.list_as(&ListQuery {
                 kind: VpnConnection::KIND,
                 account_id,
                 parent_id: Some(gw.id.clone()),
-                status: Some(state.into()),
+                status: Some(state.wire().into()),
                 ..Default::default()
             })?;
             for mut conn in pending {
-                if conn.state == "deleting" {
+                if conn.state == ConnectionState::Deleting {
                     tx.delete(VpnConnection::KIND, account_id, &conn.id)?;
                     continue;
                 }
-                conn.state = "active".into();
+                conn.state = ConnectionState::Active;
                 conn.renegotiate = false;
                 gw.enable_bgp |= conn.bgp_enabled();
                 tx.update_as(&conn)?;
             }
         }
-        gw.status = "active".into();
+        gw.status = GatewayStatus::Active;
         tx.update_as(&gw)?;
     }
     Ok(true)
@@ -244,7 +244,7 @@ pub fn record_events(tx: &mut dyn Tx, events: &[Event]) -> ApiResult<()> {
             Event::Tunnel { account_id, connection_id, tunnel_id, seq, status, .. } => {
                 let Some(mut conn) = tx.get_as::<VpnConnection>(*account_id, connection_id)? else { continue };
                 let Some(t) = conn.tunnels.iter_mut().find(|t| &t.id == tunnel_id) else { continue };
-                if conn.state == "deleting" || *seq <= t.status_seq {
+                if conn.state == ConnectionState::Deleting || *seq <= t.status_seq {
                     continue;
                 }
                 (t.status, t.status_seq) = (*status, *seq);
@@ -252,7 +252,7 @@ pub fn record_events(tx: &mut dyn Tx, events: &[Event]) -> ApiResult<()> {
             }
             Event::Health { account_id, connection_id, status, .. } => {
                 let Some(mut conn) = tx.get_as::<VpnConnection>(*account_id, connection_id)? else { continue };
-                if conn.state == "deleting" || conn.health_status == *status {
+                if conn.state == ConnectionState::Deleting || conn.health_status == *status {
                     continue;
                 }
                 conn.health_status = *status;
@@ -266,7 +266,7 @@ pub fn record_events(tx: &mut dyn Tx, events: &[Event]) -> ApiResult<()> {
 /// The first step of a new gateway: `provisioning`.
 pub fn provision(tx: &mut dyn Tx, account_id: i64, gateway_id: &str) -> ApiResult<()> {
     if let Some(mut gw) = tx.get_as::<VpnGateway>(account_id, gateway_id)? {
-        gw.status = "provisioning".into();
+        gw.status = GatewayStatus::Provisioning;
         tx.update_as(&gw)?;
     }
     Ok(())
@@ -286,7 +286,7 @@ pub fn live_gateways(tx: &dyn Tx) -> ApiResult<Vec<VpnGateway>> {
     for a in tx.accounts()? {
         let gws: Vec<VpnGateway> =
             tx.list_as(&ListQuery { kind: VpnGateway::KIND, account_id: a.id, ..Default::default() })?;
-        out.extend(gws.into_iter().filter(|g| g.status != "init"));
+        out.extend(gws.into_iter().filter(|g| g.status != GatewayStatus::Init));
     }
     Ok(out)
 }
@@ -305,12 +305,15 @@ mod tests {
         store
             .write(move |tx| {
                 let mut gw = gw;
-                gw.status = "updating".into();
+                gw.status = GatewayStatus::Updating;
                 gw.generation = 1;
                 tx.update_as(&gw)?;
-                for (id, state, remote) in [("a", "updating", "192.168.0.0/24"), ("b", "active", "192.168.1.0/24")] {
+                for (id, state, remote) in [
+                    ("a", ConnectionState::Updating, "192.168.0.0/24"),
+                    ("b", ConnectionState::Active, "192.168.1.0/24"),
+                ] {
                     let mut c = connection(id, spec("cgw-1", None, None), "10.0.0.0/16", remote);
-                    c.state = state.into();
+                    c.state = state;
                     c.effect_immediately = true;
                     tx.insert_as(&c)?;
                 }
@@ -356,14 +359,14 @@ mod tests {
         store.write(move |tx| tx.update_as(&newer)).await.unwrap();
         let r = report.clone();
         assert!(!store.write(move |tx| record(tx, 1, "vpn-1", 1, &r, true)).await.unwrap());
-        assert_eq!(read(&store, "a").state, "updating");
+        assert_eq!(read(&store, "a").state, ConnectionState::Updating);
         assert_eq!(read(&store, "a").tunnels[0].status, TunnelStatus::IkeSaNotEstablished);
-        assert_eq!(gateway(&store).status, "updating");
+        assert_eq!(gateway(&store).status, GatewayStatus::Updating);
         // The outcome for the current generation settles the gateway and the changed connection.
         assert!(store.write(move |tx| record(tx, 1, "vpn-1", 2, &report, true)).await.unwrap());
         let a = read(&store, "a");
-        assert_eq!((a.state.as_str(), a.tunnels[0].status), ("active", TunnelStatus::IpsecSaEstablished));
-        assert_eq!(gateway(&store).status, "active");
+        assert_eq!((a.state, a.tunnels[0].status), (ConnectionState::Active, TunnelStatus::IpsecSaEstablished));
+        assert_eq!(gateway(&store).status, GatewayStatus::Active);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

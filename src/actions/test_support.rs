@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::actions::customer_gateways::CustomerGateway;
 use crate::actions::ipsec::{BgpConfig, Defaults, HealthCheckConfig, IkeConfig, IpsecConfig, TunnelSpec};
-use crate::actions::vpn_connections::{Tunnel, VpnConnection};
+use crate::actions::vpn_connections::{ConnectionState, Tunnel, VpnConnection};
 use crate::actions::vpn_gateways::VpnGateway;
 use crate::dataplane::{BgpStatus, HealthStatus, TunnelStatus};
 use crate::secret::MasterKey;
@@ -57,7 +57,7 @@ pub(crate) fn connection(id: &str, spec: TunnelSpec, local: &str, remote: &str) 
             bgp_status: BgpStatus::None,
             status_seq: 0,
         }],
-        state: "updating".into(),
+        state: ConnectionState::Updating,
         renegotiate: false,
         created_ms: 0,
     }

@@ -13,7 +13,18 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::app::{Body, Ctx};
 use crate::store::{now_ms, ListQuery, Resource, Tx, TxExt};
 
-pub const STATUSES: &[&str] = &["init", "provisioning", "active", "updating", "deleting"];
+crate::wire_enum!(
+    /// A gateway's lifecycle (`Status`).
+    GatewayStatus {
+        #[default]
+        Init = "init",
+        Provisioning = "provisioning",
+        Active = "active",
+        Updating = "updating",
+        Deleting = "deleting",
+    }
+);
+
 const BANDWIDTHS: &[u32] = &[5, 10, 20, 50, 100, 200];
 const SSL_CONNECTIONS: &[u32] = &[5, 10, 20];
 const PERIODS: &[u32] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 24, 36];
@@ -29,7 +40,7 @@ pub struct VpnGateway {
     pub vswitch_id: String,
     pub name: String,
     pub description: String,
-    pub status: String,
+    pub status: GatewayStatus,
     /// PREPAY or POSTPAY.
     pub charge_type: String,
     pub order_id: u64,
@@ -58,7 +69,7 @@ crate::resource!(VpnGateway, "VpnGateway", {
         Some(&self.vpc_id)
     }
     fn status(&self) -> &str {
-        &self.status
+        self.status.wire()
     }
     fn name(&self) -> &str {
         &self.name
@@ -87,7 +98,7 @@ impl VpnGateway {
             "Spec": format!("{}M", self.bandwidth),
             "Name": self.name,
             "Description": self.description,
-            "Status": self.status,
+            "Status": self.status.wire(),
             "BusinessStatus": "Normal",
             "EnableBgp": self.enable_bgp,
             "AutoPropagate": self.auto_propagate,
@@ -123,7 +134,7 @@ impl VpnGateway {
 
     /// A gateway only takes changes while it is `active`.
     pub fn ensure_active(&self) -> ApiResult<()> {
-        if self.status == "active" {
+        if self.status == GatewayStatus::Active {
             Ok(())
         } else {
             Err(ApiError::bad_request("VpnGateway.Configuring", "The specified service is configuring."))
@@ -135,7 +146,7 @@ impl VpnGateway {
 /// (refusing other changes with `VpnGateway.Configuring`) until the reconciler has applied it.
 pub fn begin_update(tx: &mut dyn Tx, gw: &mut VpnGateway, delay_ms: i64) -> ApiResult<()> {
     gw.ensure_active()?;
-    gw.status = "updating".into();
+    gw.status = GatewayStatus::Updating;
     gw.generation += 1;
     tx.update_as(gw)?;
     tx.add_task(gw.account_id, VpnGateway::KIND, &gw.id, "update", now_ms() + delay_ms)
@@ -234,7 +245,7 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
             vpc_id,
             vswitch_id,
             description: String::new(),
-            status: "init".into(),
+            status: GatewayStatus::Init,
             charge_type: charge_type.into(),
             order_id: rand::random::<u64>() % 900_000_000_000_000 + 100_000_000_000_000,
             bandwidth,
@@ -320,7 +331,7 @@ pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
     let region = ctx.region()?;
     let p = &ctx.params;
     let page = p.page(50)?;
-    let status = p.enumeration("Status", STATUSES)?;
+    let status = p.enumeration("Status", GatewayStatus::NAMES)?;
     let business_status = p.enumeration("BusinessStatus", &["Normal", "FinancialLocked"])?;
     let reservation = p.bool("IncludeReservationData")?.unwrap_or(false);
     let query = ListQuery {
@@ -362,7 +373,7 @@ pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
                 "The specified VPN gateway still has IPsec connections.",
             ));
         }
-        gw.status = "deleting".into();
+        gw.status = GatewayStatus::Deleting;
         tx.update_as(&gw)?;
         tx.add_task(account_id, VpnGateway::KIND, &gw.id, "delete", now_ms() + delay.as_millis() as i64)?;
         Ok(Body::new())

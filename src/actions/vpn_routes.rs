@@ -43,7 +43,7 @@ use serde_json::{json, Value};
 
 use super::customer_gateways::CustomerGateway;
 use super::rules::{object, page_body};
-use super::vpn_connections::VpnConnection;
+use super::vpn_connections::{ConnectionState, VpnConnection};
 use super::vpn_gateways::{self, VpnGateway};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::params::Params;
@@ -554,7 +554,7 @@ pub fn plan_connection_routes(
 /// The next hop: a connection of this gateway that is not being deleted.
 fn next_hop(tx: &dyn Tx, gw: &VpnGateway, id: &str) -> ApiResult<VpnConnection> {
     tx.get_as::<VpnConnection>(gw.account_id, id)?
-        .filter(|c| c.vpn_gateway_id == gw.id && c.state != "deleting")
+        .filter(|c| c.vpn_gateway_id == gw.id && c.state != ConnectionState::Deleting)
         .ok_or_else(connection_not_found)
 }
 
@@ -949,7 +949,7 @@ pub fn diff_learned(current: &[VpnRouteEntry], conn_id: &str, wanted: &BTreeSet<
 pub fn record_learned_routes(tx: &mut dyn Tx, account_id: i64, conn_id: &str, prefixes: &[Ipv4Net]) -> ApiResult<()> {
     let Some(conn) = tx.get_as::<VpnConnection>(account_id, conn_id)? else { return Ok(()) };
     let Some(gw) = tx.get_as::<VpnGateway>(account_id, &conn.vpn_gateway_id)? else { return Ok(()) };
-    let live = conn.state != "deleting" && conn.bgp_enabled();
+    let live = conn.state != ConnectionState::Deleting && conn.bgp_enabled();
     let wanted: BTreeSet<String> =
         if live { prefixes.iter().map(|n| n.trunc().to_string()).collect() } else { BTreeSet::new() };
     let (stale, new) = diff_learned(&routes::<Destination>(tx, account_id, &gw.id)?, conn_id, &wanted);

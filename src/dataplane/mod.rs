@@ -22,39 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
 
-/// An enum whose variants are written on the wire as the given strings: the one place each
-/// status's wire name is spelled. Stored documents use the same names.
-macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $wire:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-        pub enum $name { $($(#[$vmeta])* $variant),+ }
-
-        impl $name {
-            pub fn wire(self) -> &'static str {
-                match self { $($name::$variant => $wire),+ }
-            }
-            pub fn from_wire(s: &str) -> Option<Self> {
-                match s { $($wire => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.wire())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                $name::from_wire(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown {} {s:?}", stringify!($name))))
-            }
-        }
-    };
-}
-
-wire_enum!(
+crate::wire_enum!(
     /// Negotiation status of one tunnel (`Status` of a connection and of each tunnel).
     TunnelStatus {
         #[default]
@@ -64,7 +32,7 @@ wire_enum!(
     }
 );
 
-wire_enum!(
+crate::wire_enum!(
     /// A tunnel's BGP session (`VpnBgpConfig.Status`, a tunnel's `BgpStatus`). `None` is a tunnel
     /// without BGP, which reports an empty status.
     BgpStatus {
@@ -75,7 +43,7 @@ wire_enum!(
     }
 );
 
-wire_enum!(
+crate::wire_enum!(
     /// A connection's health check (`VcoHealthCheck.Status`); `Unknown` until a data plane reports.
     HealthStatus {
         #[default]
@@ -85,7 +53,7 @@ wire_enum!(
     }
 );
 
-wire_enum!(
+crate::wire_enum!(
     /// IKE version.
     IkeVersion {
         #[default]

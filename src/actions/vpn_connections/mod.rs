@@ -63,20 +63,29 @@ pub struct VpnConnection {
     pub dual_tunnel: bool,
     /// One tunnel (single-tunnel mode) or master + slave.
     pub tunnels: Vec<Tunnel>,
-    /// Control-plane state: `updating` until the gateway has applied the last change, then
-    /// `active`; `deleting` until it is gone.
-    pub state: String,
+    pub state: ConnectionState,
     /// Set by a change with EffectImmediately: the next apply renegotiates the tunnels.
     pub renegotiate: bool,
     pub created_ms: i64,
 }
+
+crate::wire_enum!(
+    /// A connection's control-plane state (`State`): `updating` until the gateway has applied the
+    /// last change, then `active`; `deleting` until it is gone.
+    ConnectionState {
+        #[default]
+        Updating = "updating",
+        Active = "active",
+        Deleting = "deleting",
+    }
+);
 
 crate::resource!(VpnConnection, "VpnConnection", {
     fn parent_id(&self) -> Option<&str> {
         Some(&self.vpn_gateway_id)
     }
     fn status(&self) -> &str {
-        &self.state
+        self.state.wire()
     }
     fn name(&self) -> &str {
         &self.name
@@ -128,7 +137,7 @@ impl VpnConnection {
         b.insert("RemoteSubnet".into(), json!(self.remote_subnet));
         b.insert("CreateTime".into(), json!(self.created_ms));
         b.insert("EffectImmediately".into(), json!(self.effect_immediately));
-        b.insert("State".into(), json!(self.state));
+        b.insert("State".into(), json!(self.state.wire()));
         b.insert("Status".into(), json!(main.status.wire()));
         b.insert("VcoHealthCheck".into(), self.health_check.wire(self.health_status.wire()));
         b.insert("Tags".into(), tags_json(tags));
@@ -138,7 +147,7 @@ impl VpnConnection {
                 .tunnels
                 .iter()
                 .enumerate()
-                .map(|(i, t)| tunnel_view(t, i, &self.state, key, peer(t)))
+                .map(|(i, t)| tunnel_view(t, i, self.state.wire(), key, peer(t)))
                 .collect::<ApiResult<Vec<_>>>()?;
             b.insert("TunnelOptionsSpecification".into(), json!({ "TunnelOptions": tunnels }));
         } else {
@@ -414,7 +423,7 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
             enable_tunnels_bgp,
             dual_tunnel: dual,
             tunnels,
-            state: "updating".into(),
+            state: ConnectionState::Updating,
             renegotiate: req.effect_immediately.unwrap_or(false),
             created_ms: now_ms(),
         };
@@ -530,7 +539,7 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
         if conn.auto_config_route {
             vpn_routes::add_connection_routes(tx, &conn, &app.config.quotas)?;
         }
-        conn.state = "updating".into();
+        conn.state = ConnectionState::Updating;
         conn.renegotiate |= conn.effect_immediately;
         tx.update_as(&conn)?;
         vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay.as_millis() as i64)?;
@@ -651,7 +660,7 @@ pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
         let mut gw = vpn_gateways::find(tx, account_id, &region.id, &conn.vpn_gateway_id, 404)?;
         vpn_gateways::begin_update(tx, &mut gw, delay)?;
         vpn_routes::remove_connection_routes(tx, account_id, &conn.id, false)?;
-        conn.state = "deleting".into();
+        conn.state = ConnectionState::Deleting;
         tx.update_as(&conn)?;
         Ok(Body::new())
     })
