@@ -538,7 +538,8 @@ def test_single_tunnel_ikev2_up_and_ping(env):
 ALG_NAMES = {"aes": ("AES_CBC", "128"), "aes192": ("AES_CBC", "192"), "aes256": ("AES_CBC", "256"),
              "3des": ("3DES_CBC", None), "md5": "HMAC_MD5_96", "sha1": "HMAC_SHA1_96",
              "sha256": "HMAC_SHA2_256_128", "sha512": "HMAC_SHA2_512_256", "group2": "MODP_1024",
-             "group5": "MODP_1536", "group14": "MODP_2048"}
+             "group5": "MODP_1536", "group14": "MODP_2048", "des": ("DES_CBC", None), "group1": "MODP_768",
+             "sha384": "HMAC_SHA2_384_192"}
 
 
 def _v1(enc, auth, pfs, mode="main"):
@@ -551,10 +552,11 @@ def _esp(enc, auth, pfs):
 
 ALGORITHM_CASES = [
     pytest.param(_v1("aes", "sha1", "group2"), _esp("aes", "sha1", "group2"), {}, id="aes-sha1-group2"),
-    # sha256 (and sha512 below) in a single-tunnel IkeConfig: the gateway face accepts them.
-    pytest.param(_v1("aes256", "sha256", "group14"), _esp("aes256", "sha1", "group14"), {}, id="aes256-sha256-group14"),
+    # sha256 and sha512 (as the newest seed lists them) in a single-tunnel IkeConfig and IpsecConfig.
+    pytest.param(_v1("aes256", "sha256", "group14"), _esp("aes256", "sha256", "group14"), {}, id="aes256-sha256-group14"),
     pytest.param(_v1("3des", "md5", "group5"), _esp("3des", "md5", "group5"), {}, id="3des-md5-group5"),
-    pytest.param(_v1("aes192", "sha512", "group14"), _esp("aes192", "sha1", "group14"), {}, id="aes192-sha512-group14"),
+    pytest.param(_v1("aes192", "sha512", "group14"), _esp("aes192", "sha512", "group14"), {}, id="aes192-sha512-group14"),
+    pytest.param(_v1("des", "md5", "group1"), _esp("des", "sha1", "group1"), {}, id="des-md5-group1"),
     # IpsecPfs=disabled exists only in the tunnels of a dual-tunnel connection (a single-tunnel
     # one gets NotSupportVpnConnectionParameter.IpsecPfs), so this case runs dual-tunnel.
     pytest.param(_v1("aes", "sha1", "group2"), _esp("aes", "sha256", "disabled"), {"dual": True},
@@ -581,6 +583,8 @@ def check_negotiated(sa: dict, ike: dict, ipsec: dict) -> None:
     assert child["integ-alg"] == ALG_NAMES[ipsec["IpsecAuthAlg"]], child
     if ipsec["IpsecPfs"] == "disabled":
         assert "dh-group" not in child, child
+    elif ike["IkeVersion"] == "ikev2":
+        pass  # IKEv2's first CHILD_SA comes with IKE_AUTH, without a DH exchange (PFS shows at a rekey)
     else:  # IKEv1 negotiates PFS in quick mode, so the group shows at once
         assert child.get("dh-group") == ALG_NAMES[ipsec["IpsecPfs"]], child
     assert child.get("encap") == "yes", child  # libipsec: ESP in UDP
@@ -602,6 +606,21 @@ def test_ikev1_algorithms(env, ike, ipsec, extra):
     for t in peer_tunnels(conf):
         sa = next(s for s in cust.charon.ike_sas(t.name) if any(c.get("state") == "INSTALLED" for c in s["children"]))
         check_negotiated(sa, ike, ipsec)
+
+
+def test_ikev2_fqdn_identities_and_sha384(env):
+    """IKEv2 with LocalId/RemoteId as FQDNs (the customer's config names them the other way round)."""
+    ike = {"IkeVersion": "ikev2", "IkeEncAlg": "aes256", "IkeAuthAlg": "sha384", "IkePfs": "group14",
+           "LocalId": "gw.gatehouse.example", "RemoteId": "branch.customer.example"}
+    ipsec = _esp("aes", "sha384", "group14")
+    gw, cust, vpc, vco = env.site_pair(effect=True, ike=ike, ipsec=ipsec)
+    conf = env.bring_up(cust, vco)
+    assert "version = 2" in conf and "branch.customer.example" in conf, conf
+    env.ping_both_ways(cust, vpc)
+    (t,) = peer_tunnels(conf)
+    sa = next(s for s in cust.charon.ike_sas(t.name) if s.get("state") == "ESTABLISHED")
+    assert (sa["local-id"], sa["remote-id"]) == ("branch.customer.example", "gw.gatehouse.example"), sa
+    check_negotiated(sa, ike, ipsec)
 
 
 # ----------------------------------------------------------------------------- c. EffectImmediately=false
