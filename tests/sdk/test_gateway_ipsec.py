@@ -894,13 +894,20 @@ def test_health_check_probes_and_routes_in_the_namespace(env):
     assert re.search(r"10\.251\.0\.0/24 dev \S+ .*metric 1\b", routes), routes
     assert re.search(r"10\.252\.0\.0/24 dev \S+ .*metric 101\b", routes), routes
 
-    # The customer's side goes away: probes are lost and the check fails after `retry` of them.
+    # The customer's side goes away: probes are lost and the check fails after `retry` of them;
+    # once DPD declares the peer dead, the routes through the connection are withdrawn.
+    ns = env.site.netns_of(gw_id)
+    static = lambda: env.scope.exec(ns, "ip", "route", "show", "proto", "static").stdout  # noqa: E731
     env.scope.link_down(cust.veths[0])
     try:
         until(lambda: health() == "failed", 20, "health check failed", env.diag)
+        until(lambda: env.status(vco) != ESTABLISHED, 30, "the tunnel down (DPD)", env.diag)
+        until(lambda: "10.251.0.0/24" not in static(), 5, "routes through the dead tunnel withdrawn", env.diag)
     finally:
         env.scope.link_up(cust.veths[0])
     until(lambda: health() == "success", UP, "health check success again", env.diag)
+    env.wait_status(vco, ESTABLISHED)
+    until(lambda: "10.251.0.0/24" in static() and "10.252.0.0/24" in static(), 5, "routes back", env.diag)
 
 
 def test_gatehouse_kill9_keeps_tunnels_up(env):

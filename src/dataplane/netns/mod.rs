@@ -68,6 +68,8 @@ struct Gateway {
     id: String,
     account_id: i64,
     ns: String,
+    /// Where routes into the tunnels lead: `ipsec0` (kernel-libipsec) or the uplink (kernel ESP).
+    esp_dev: &'static str,
     charon: charon::Charon,
     /// The last plan applied: what a restarted charon is loaded with.
     plan: Mutex<Option<GatewayPlan>>,
@@ -128,6 +130,7 @@ impl Netns {
             account_id: plan.account_id,
             charon: charon::Charon::new(c.dir.join(&plan.gateway_id), ns.clone()),
             ns: ns.clone(),
+            esp_dev: if c.backend == EspBackend::Libipsec { "ipsec0" } else { "pub0" },
             plan: Mutex::new(None),
             loaded: Mutex::new(HashMap::new()),
             reported: Mutex::new(HashMap::new()),
@@ -162,13 +165,13 @@ impl DataPlane for Netns {
         let _serial = gw.apply_lock.lock().await;
         *gw.plan.lock().expect("plan") = Some(plan.clone());
         let errors = load(&gw, &plan, self.config.backend).await?;
-        let esp_dev = if self.config.backend == EspBackend::Libipsec { "ipsec0" } else { "pub0" };
-        routes::program(&gw.ns, esp_dev, &plan.routes).await?;
+        let sas = vici::sas(&gw.charon.socket).await?;
+        let up = |t: &TunnelPlan| sas.status(t) == TunnelStatus::IpsecSaEstablished;
+        routes::program(&gw.ns, gw.esp_dev, &routes::usable(&plan, up)).await?;
         let sources: Vec<Ipv4Addr> =
             plan.connections.iter().filter_map(|c| c.health_check.as_ref().map(|h| h.sip)).collect();
         links::ensure_probe_sources(&gw.ns, &sources).await?;
         gw.health.set(&plan);
-        let sas = vici::sas(&gw.charon.socket).await?;
         let report = plan
             .connections
             .iter()
@@ -337,7 +340,15 @@ async fn refresh(gw: &Gateway, events: &UnboundedSender<Event>, cause: &str) {
             return;
         }
     };
-    report_changes(gw, events, cause, |t| sas.status(t));
+    if report_changes(gw, events, cause, |t| sas.status(t)) {
+        // Routes follow their tunnels (a standby takes over while the active one is down).
+        let _serial = gw.apply_lock.lock().await;
+        let Some(plan) = gw.plan.lock().expect("plan").clone() else { return };
+        let up = |t: &TunnelPlan| sas.status(t) == TunnelStatus::IpsecSaEstablished;
+        if let Err(e) = routes::program(&gw.ns, gw.esp_dev, &routes::usable(&plan, up)).await {
+            tracing::warn!(gateway = gw.id, error = %e, "reprogramming routes failed");
+        }
+    }
 }
 
 fn report_changes(
@@ -345,15 +356,17 @@ fn report_changes(
     events: &UnboundedSender<Event>,
     cause: &str,
     status_of: impl Fn(&TunnelPlan) -> TunnelStatus,
-) {
-    let Some(plan) = gw.plan.lock().expect("plan").clone() else { return };
+) -> bool {
+    let Some(plan) = gw.plan.lock().expect("plan").clone() else { return false };
     let mut reported = gw.reported.lock().expect("reported");
+    let mut changed = false;
     for c in &plan.connections {
         for t in &c.tunnels {
             let status = status_of(t);
             if reported.insert(t.id.clone(), status) == Some(status) {
                 continue;
             }
+            changed = true;
             let _ = events.send(Event::Tunnel {
                 account_id: gw.account_id,
                 gateway_id: gw.id.clone(),
@@ -365,6 +378,7 @@ fn report_changes(
             });
         }
     }
+    changed
 }
 
 /// Keeps the gateway's charon running: starts or adopts it, follows its events, and when it
@@ -454,7 +468,7 @@ async fn supervise(gw: Arc<Gateway>, backend: EspBackend, events: UnboundedSende
             }
         }
         tracing::warn!(gateway = gw.id, pid, "charon exited; restarting it");
-        report_changes(&gw, &events, "charon exited", |_| TunnelStatus::IkeSaNotEstablished);
+        let _ = report_changes(&gw, &events, "charon exited", |_| TunnelStatus::IkeSaNotEstablished);
         wait(&mut stop, &mut backoff).await;
     }
 }

@@ -10,7 +10,7 @@
 //! it (charon's own routes in table 220 come first for those).
 
 use super::links::ip;
-use crate::dataplane::{DataPlaneError, RoutePlan};
+use crate::dataplane::{DataPlaneError, GatewayPlan, RoutePlan, TunnelPlan};
 
 /// The table policy routes resolve in.
 const ROUTES_TABLE: &str = "230";
@@ -23,6 +23,23 @@ const PROTO: &str = "static";
 /// The metric of a route of weight `w` (0..=100): lower wins.
 fn metric(weight: u32) -> String {
     (101 - weight.min(100)).to_string()
+}
+
+/// The plan's routes that can carry traffic now: those through a connection with a tunnel `up`,
+/// or through one that negotiates when traffic arrives (its route must stay for that). A route
+/// through a connection that takes effect immediately but is down is withdrawn, so that a standby
+/// route to the same place takes over.
+pub fn usable(plan: &GatewayPlan, up: impl Fn(&TunnelPlan) -> bool) -> Vec<RoutePlan> {
+    plan.routes
+        .iter()
+        .filter(|r| {
+            plan.connections
+                .iter()
+                .find(|c| c.id == r.connection_id)
+                .is_some_and(|c| !c.effect_immediately || c.tunnels.iter().any(&up))
+        })
+        .cloned()
+        .collect()
 }
 
 /// Makes the namespace's Gatehouse routes exactly `routes`, leading to `dev`.
@@ -69,6 +86,34 @@ pub async fn program(ns: &str, dev: &str, routes: &[RoutePlan]) -> Result<(), Da
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes_through_a_connection_that_is_down_are_withdrawn() {
+        use crate::dataplane::simulated::tests::connection;
+        let (mut active, mut standby, mut on_traffic) = (connection(None), connection(None), connection(None));
+        (active.id, standby.id, on_traffic.id) = ("vco-a".into(), "vco-s".into(), "vco-t".into());
+        (active.effect_immediately, standby.effect_immediately) = (true, true);
+        active.tunnels[0].id = "tun-a".into();
+        let route = |c: &str, weight| RoutePlan {
+            dest: "10.9.0.0/16".parse().unwrap(),
+            source: None,
+            connection_id: c.into(),
+            weight,
+        };
+        let plan = GatewayPlan {
+            gateway_id: "vpn-1".into(),
+            account_id: 1,
+            vpc_id: "vpc-1".into(),
+            generation: 1,
+            public_ips: vec![],
+            intranet_ip: "10.0.0.1".parse().unwrap(),
+            connections: vec![active, standby, on_traffic],
+            routes: vec![route("vco-a", 100), route("vco-s", 0), route("vco-t", 0), route("vco-gone", 100)],
+        };
+        let ids = |routes: Vec<RoutePlan>| routes.into_iter().map(|r| r.connection_id).collect::<Vec<_>>();
+        assert_eq!(ids(usable(&plan, |_| true)), ["vco-a", "vco-s", "vco-t"]);
+        assert_eq!(ids(usable(&plan, |t| t.id != "tun-a")), ["vco-s", "vco-t"], "the active one is down");
+    }
 
     #[test]
     fn active_routes_win_over_standby_ones() {
