@@ -10,9 +10,8 @@
 
 use std::net::Ipv4Addr;
 
-use super::customer_gateways::CustomerGateway;
 use super::ipsec::IkeConfig;
-use super::vpn_connections::{of_gateway, ConnectionState, VpnConnection};
+use super::vpn_connections::{customer_gateways_of, of_gateway, ConnectionState, VpnConnection};
 use super::vpn_gateways::{GatewayStatus, VpnGateway};
 use super::vpn_routes::{self, Destination, Policy};
 use crate::api::error::{ApiError, ApiResult};
@@ -45,15 +44,7 @@ pub fn plan(tx: &dyn Tx, key: &MasterKey, gw: &VpnGateway, complete: bool) -> Ap
             ..Default::default()
         })?
     };
-    let mut cgw_ids: Vec<String> = conns.iter().flat_map(|c| c.customer_gateway_ids().map(str::to_string)).collect();
-    cgw_ids.sort();
-    cgw_ids.dedup();
-    let cgws: Vec<CustomerGateway> = tx.list_as(&ListQuery {
-        kind: CustomerGateway::KIND,
-        account_id: gw.account_id,
-        ids: cgw_ids,
-        ..Default::default()
-    })?;
+    let cgws = customer_gateways_of(tx, gw.account_id, &conns)?;
     let mut connections = Vec::new();
     for c in conns.iter().filter(|c| c.state != ConnectionState::Deleting) {
         let mut tunnels = Vec::new();

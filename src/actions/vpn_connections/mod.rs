@@ -226,7 +226,7 @@ pub fn using_customer_gateway(
 }
 
 /// Customer gateways the connections name, for their views.
-fn customer_gateways_of(tx: &dyn Tx, account_id: i64, conns: &[VpnConnection]) -> ApiResult<Vec<CustomerGateway>> {
+pub fn customer_gateways_of(tx: &dyn Tx, account_id: i64, conns: &[VpnConnection]) -> ApiResult<Vec<CustomerGateway>> {
     let mut ids: Vec<String> = conns.iter().flat_map(|c| c.customer_gateway_ids().map(str::to_string)).collect();
     ids.sort();
     ids.dedup();
