@@ -16,8 +16,8 @@ use super::vpn_gateways::{GatewayStatus, VpnGateway};
 use super::vpn_routes::{self, Destination, Policy};
 use crate::api::error::{ApiError, ApiResult};
 use crate::dataplane::{
-    BgpPlan, ConnectionPlan, ConnectionReport, Event, GatewayPlan, GatewayReport, HealthProbe, IkeVersion, Proposal,
-    RoutePlan, TunnelPlan, TunnelStatus,
+    next_seq, BgpPlan, BgpStatus, ConnectionPlan, ConnectionReport, Event, GatewayPlan, GatewayReport, HealthProbe,
+    IkeVersion, Proposal, RoutePlan, TunnelPlan, TunnelReport, TunnelStatus,
 };
 use crate::secret::MasterKey;
 use crate::store::{ListQuery, Resource, Tx, TxExt};
@@ -145,15 +145,11 @@ pub fn failed_report(plan: &GatewayPlan, error: &str) -> GatewayReport {
                 tunnels: c
                     .tunnels
                     .iter()
-                    .map(|t| crate::dataplane::TunnelReport {
+                    .map(|t| TunnelReport {
                         id: t.id.clone(),
-                        seq: crate::dataplane::next_seq(),
+                        seq: next_seq(),
                         status: TunnelStatus::IkeSaNotEstablished,
-                        bgp_status: if t.bgp.is_some() {
-                            crate::dataplane::BgpStatus::Failed
-                        } else {
-                            Default::default()
-                        },
+                        bgp_status: if t.bgp.is_some() { BgpStatus::Failed } else { Default::default() },
                     })
                     .collect(),
                 health: Default::default(),
@@ -286,7 +282,7 @@ pub fn live_gateways(tx: &dyn Tx) -> ApiResult<Vec<VpnGateway>> {
 mod tests {
     use super::*;
     use crate::actions::test_support::{connection, key, spec, world};
-    use crate::dataplane::{simulated, TunnelReport};
+    use crate::dataplane::simulated;
     use crate::store::Store;
     use std::sync::Arc;
 
