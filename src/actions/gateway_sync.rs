@@ -16,8 +16,8 @@ use super::vpn_gateways::{GatewayStatus, VpnGateway};
 use super::vpn_routes::{self, Destination, Policy};
 use crate::api::error::{ApiError, ApiResult};
 use crate::dataplane::{
-    next_seq, BgpPlan, BgpStatus, ConnectionPlan, ConnectionReport, Event, GatewayPlan, GatewayReport, HealthProbe,
-    IkeVersion, Proposal, RoutePlan, TunnelPlan, TunnelReport, TunnelStatus,
+    BgpPlan, ConnectionPlan, ConnectionReport, Event, GatewayPlan, GatewayReport, HealthProbe, IkeVersion, Proposal,
+    RoutePlan, TunnelPlan, TunnelStatus,
 };
 use crate::secret::MasterKey;
 use crate::store::{ListQuery, Resource, Tx, TxExt};
@@ -135,27 +135,13 @@ pub fn plan(tx: &dyn Tx, key: &MasterKey, gw: &VpnGateway, complete: bool) -> Ap
 
 /// What a data plane that failed as a whole reports: every changed connection down, with why.
 pub fn failed_report(plan: &GatewayPlan, error: &str) -> GatewayReport {
+    let down = |_: &TunnelPlan| TunnelStatus::IkeSaNotEstablished;
     GatewayReport {
         connections: plan
             .connections
             .iter()
             .filter(|c| c.changed)
-            .map(|c| ConnectionReport {
-                id: c.id.clone(),
-                tunnels: c
-                    .tunnels
-                    .iter()
-                    .map(|t| TunnelReport {
-                        id: t.id.clone(),
-                        seq: next_seq(),
-                        status: TunnelStatus::IkeSaNotEstablished,
-                        bgp_status: if t.bgp.is_some() { BgpStatus::Failed } else { Default::default() },
-                    })
-                    .collect(),
-                health: Default::default(),
-                learned_routes: Vec::new(),
-                error: Some(error.to_string()),
-            })
+            .map(|c| ConnectionReport::without_bgp(c, down, Default::default(), Some(error.to_string())))
             .collect(),
     }
 }
@@ -282,7 +268,7 @@ pub fn live_gateways(tx: &dyn Tx) -> ApiResult<Vec<VpnGateway>> {
 mod tests {
     use super::*;
     use crate::actions::test_support::{connection, key, spec, world};
-    use crate::dataplane::simulated;
+    use crate::dataplane::{simulated, TunnelReport};
     use crate::store::Store;
     use std::sync::Arc;
 

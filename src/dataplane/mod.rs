@@ -216,6 +216,29 @@ pub struct ConnectionReport {
     pub error: Option<String>,
 }
 
+impl ConnectionReport {
+    /// A connection whose tunnels are as `status` says, with no BGP running (a BGP tunnel reports
+    /// `failed`) and so nothing learned.
+    pub fn without_bgp(
+        c: &ConnectionPlan,
+        status: impl Fn(&TunnelPlan) -> TunnelStatus,
+        health: HealthStatus,
+        error: Option<String>,
+    ) -> Self {
+        let tunnels = c
+            .tunnels
+            .iter()
+            .map(|t| TunnelReport {
+                id: t.id.clone(),
+                seq: next_seq(),
+                status: status(t),
+                bgp_status: if t.bgp.is_some() { BgpStatus::Failed } else { BgpStatus::None },
+            })
+            .collect();
+        ConnectionReport { id: c.id.clone(), tunnels, health, learned_routes: Vec::new(), error }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GatewayReport {
     pub connections: Vec<ConnectionReport>,

@@ -31,8 +31,8 @@ use tokio::sync::{mpsc::UnboundedSender, watch};
 pub use charon::{detect_backend, EspBackend};
 
 use super::{
-    next_seq, BgpStatus, ConnectionReport, DataPlane, DataPlaneError, Event, GatewayPlan, GatewayReport, HealthStatus,
-    RunningGateway, TunnelPlan, TunnelReport, TunnelStatus,
+    next_seq, ConnectionReport, DataPlane, DataPlaneError, Event, GatewayPlan, GatewayReport, HealthStatus,
+    RunningGateway, TunnelPlan, TunnelStatus,
 };
 
 /// What an operator sets for gateway mode.
@@ -172,25 +172,13 @@ impl DataPlane for Netns {
             plan.connections.iter().filter_map(|c| c.health_check.as_ref().map(|h| h.sip)).collect();
         links::ensure_probe_sources(&gw.ns, &sources).await?;
         gw.health.set(&plan);
+        // BGP over the tunnels comes with the BIRD driver; until then it is down.
         let report = plan
             .connections
             .iter()
-            .map(|c| ConnectionReport {
-                id: c.id.clone(),
-                tunnels: c
-                    .tunnels
-                    .iter()
-                    .map(|t| TunnelReport {
-                        id: t.id.clone(),
-                        seq: next_seq(),
-                        status: sas.status(t),
-                        // BGP over the tunnels comes with the BIRD driver; until then it is down.
-                        bgp_status: if t.bgp.is_some() { BgpStatus::Failed } else { BgpStatus::None },
-                    })
-                    .collect(),
-                health: if c.health_check.is_some() { gw.health.status(&c.id) } else { HealthStatus::Success },
-                learned_routes: Vec::new(),
-                error: errors.get(&c.id).cloned(),
+            .map(|c| {
+                let health = if c.health_check.is_some() { gw.health.status(&c.id) } else { HealthStatus::Success };
+                ConnectionReport::without_bgp(c, |t| sas.status(t), health, errors.get(&c.id).cloned())
             })
             .collect();
         Ok(GatewayReport { connections: report })
