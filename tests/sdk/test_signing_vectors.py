@@ -12,7 +12,9 @@ import pytest
 
 from support import REPO, acs3_sign, rpc_v1_sign, rpc_v1_string_to_sign
 
-CAPTURES = REPO.parent / "shared" / "spec" / "captures"
+# Signed requests captured from the official SDKs, kept in the repository.
+CAPTURES = REPO / "tests" / "fixtures" / "captures"
+CAPTURE_SETS = ("py_classic", "py_tea", "py_tea_v2", "node_popcore", "node_tea")
 CAPTURE_SECRET = "CaptureSecret~0123456789abcdef"
 
 VECTOR_B = {
@@ -38,9 +40,13 @@ def test_rpc_v1_protocol_vector_b():
 
 
 def _captures():
-    if not CAPTURES.is_dir():
-        return []
-    return sorted(p for p in CAPTURES.glob("*/*.json") if not p.parent.name.startswith("py_qcloud"))
+    return sorted(p for d in CAPTURE_SETS for p in (CAPTURES / d).glob("*.json"))
+
+
+@pytest.mark.parametrize("name", CAPTURE_SETS)
+def test_capture_set_is_present(name):
+    """A missing vector set fails here instead of silently shrinking the parametrized test below."""
+    assert list((CAPTURES / name).glob("*.json")), f"no captures in {CAPTURES / name}"
 
 
 @pytest.mark.parametrize("path", _captures(), ids=lambda p: f"{p.parent.name}/{p.name}")
