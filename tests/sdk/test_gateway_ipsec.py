@@ -435,7 +435,10 @@ class Env:
         cust.charon.load(conf)
         tunnels = peer_tunnels(conf)
         for t in tunnels:
-            cust.charon.wait_installed(t.name, timeout=UP)
+            try:
+                cust.charon.wait_installed(t.name, timeout=UP)
+            except AssertionError as e:
+                raise AssertionError(f"{e}\n{self.diag()}") from None
         if len(tunnels) == 2:
             until(lambda: self.tunnel_status(vco, api) == {"master": ESTABLISHED, "slave": ESTABLISHED}, UP,
                   "both tunnels ipsec_sa_established", self.diag)

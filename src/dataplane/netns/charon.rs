@@ -179,15 +179,25 @@ charon-systemd {{
     pub async fn stop(&self) {
         let Some(pid) = self.running_pid().await else { return };
         signal(pid, "TERM").await;
-        let start = Instant::now();
-        while alive(pid) && start.elapsed() < Duration::from_secs(3) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if alive(pid) {
+        if !exited(pid, Duration::from_secs(3)).await {
             signal(pid, "KILL").await;
+            // Until it is gone it holds the namespace (and the ports of its addresses).
+            exited(pid, Duration::from_secs(2)).await;
         }
         let _ = std::fs::remove_file(self.pid_path());
     }
+}
+
+/// Waits up to `limit` for `pid` to exit; whether it did.
+async fn exited(pid: u32, limit: Duration) -> bool {
+    let start = Instant::now();
+    while alive(pid) {
+        if start.elapsed() >= limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
 }
 
 /// Whether `pid` is a live process (a zombie is not).

@@ -149,12 +149,20 @@ pub async fn ensure_probe_sources(ns: &str, wanted: &[Ipv4Addr]) -> Result<(), D
     Ok(())
 }
 
-/// Deletes the namespace; its veths go with it.
+/// Deletes the namespace's links, then the namespace. Deleting a veth takes its host end off the
+/// bridge at once; `ip netns del` alone would leave them (and the namespace's addresses, which a
+/// new gateway may be given) on the bridge for as long as any process still lives in it.
 pub async fn remove_namespace(ns: &str) -> Result<(), DataPlaneError> {
-    if exists(ns) {
-        ip(&["netns", "del", ns]).await?;
+    if !exists(ns) {
+        return Ok(());
     }
-    Ok(())
+    let shown = ip(&["-n", ns, "-o", "link", "show"]).await?;
+    // `2: pub0@if7: <…>`: the name ends at `@` (a veth's peer) or `:`.
+    let names = shown.lines().filter_map(|l| l.split(": ").nth(1)?.split('@').next());
+    for name in names.filter(|n| *n != "lo") {
+        let _ = ip(&["-n", ns, "link", "del", name]).await;
+    }
+    ip(&["netns", "del", ns]).await.map(drop)
 }
 
 /// The namespace `pid` lives in, if it is a named one.
