@@ -61,6 +61,25 @@ enum Command {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Print an SSL-VPN server's own OpenVPN configuration (its certificate, key and CRL inline):
+    /// what an OpenVPN server answering the server's ClientConfig profiles runs.
+    SslServerConfig {
+        /// The SSL-VPN server (vss-...).
+        id: String,
+        /// The account that owns it.
+        #[arg(long, default_value = accounts::ROOT_ACCOUNT)]
+        account: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Register certificates for national-standard gateways (AssociateVpnGatewayWithCertificate
+    /// takes their ids as CertificateId).
+    Certificates {
+        #[command(subcommand)]
+        command: CertificatesCommand,
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// Manage AccessKeys.
     Keys {
         #[command(subcommand)]
@@ -146,6 +165,28 @@ fn parse_vpc_bridge(s: &str) -> Result<(String, String), String> {
 }
 
 #[derive(Subcommand)]
+enum CertificatesCommand {
+    /// Register a PEM certificate file; prints its CertificateId.
+    Add {
+        file: PathBuf,
+        /// The region whose gateways may use it.
+        #[arg(long)]
+        region: String,
+        /// A name for it.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// The account it belongs to.
+        #[arg(long, default_value = accounts::ROOT_ACCOUNT)]
+        account: String,
+    },
+    /// List an account's registered certificates.
+    List {
+        #[arg(long, default_value = accounts::ROOT_ACCOUNT)]
+        account: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum AccountsCommand {
     /// Create an account.
     Create { name: String },
@@ -185,6 +226,8 @@ fn main() -> anyhow::Result<()> {
             Command::Accounts { command, data } => accounts_command(command, data).await,
             Command::Keys { command, data } => keys_command(command, data).await,
             Command::PeerConfig { id, account, data } => peer_config(id, account, data),
+            Command::SslServerConfig { id, account, data } => ssl_server_config(id, account, data),
+            Command::Certificates { command, data } => certificates_command(command, data).await,
         }
     })
 }
@@ -273,15 +316,50 @@ async fn shutdown() {
     }
 }
 
+fn account_id(tx: &dyn gatehouse::store::Tx, name: &str) -> gatehouse::api::error::ApiResult<i64> {
+    let acct = tx.account_by_name(name)?.ok_or_else(|| {
+        gatehouse::api::error::ApiError::not_found("Account.NotFound", format!("account {name} does not exist"))
+    })?;
+    Ok(acct.id)
+}
+
 fn peer_config(id: String, account: String, data: DataDir) -> anyhow::Result<()> {
     let (store, master) = open(&data)?;
-    let conf = store.read(|tx| {
-        let acct = tx.account_by_name(&account)?.ok_or_else(|| {
-            gatehouse::api::error::ApiError::not_found("Account.NotFound", format!("account {account} does not exist"))
-        })?;
-        gatehouse::actions::vpn_connections::peer_config(tx, &master, acct.id, &id)
-    })?;
+    let conf = store
+        .read(|tx| gatehouse::actions::vpn_connections::peer_config(tx, &master, account_id(tx, &account)?, &id))?;
     print!("{conf}");
+    Ok(())
+}
+
+fn ssl_server_config(id: String, account: String, data: DataDir) -> anyhow::Result<()> {
+    let (store, master) = open(&data)?;
+    let conf =
+        store.read(|tx| gatehouse::actions::ssl_vpn::server_config(tx, &master, account_id(tx, &account)?, &id))?;
+    print!("{conf}");
+    Ok(())
+}
+
+async fn certificates_command(command: CertificatesCommand, data: DataDir) -> anyhow::Result<()> {
+    use gatehouse::actions::certificates;
+    let (store, _) = open(&data)?;
+    match command {
+        CertificatesCommand::Add { file, region, name, account } => {
+            let pem = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let cert = store
+                .write(move |tx| {
+                    let id = account_id(tx, &account)?;
+                    certificates::register(tx, id, &region, &name, &pem)
+                })
+                .await?;
+            println!("{}", cert.id);
+        }
+        CertificatesCommand::List { account } => {
+            let certs = store.read(|tx| certificates::registered(tx, account_id(tx, &account)?))?;
+            for c in certs {
+                println!("{}\t{}\t{}", c.id, c.region_id, c.name);
+            }
+        }
+    }
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use super::ipsec::IkeConfig;
 use super::vpn_connections::{customer_gateways_of, of_gateway, ConnectionState, VpnConnection};
 use super::vpn_gateways::{GatewayStatus, VpnGateway};
 use super::vpn_routes::{self, Destination, Policy};
+use super::{ipsec_server, ssl_vpn};
 use crate::api::error::{ApiError, ApiResult};
 use crate::dataplane::{
     BgpPlan, ConnectionPlan, ConnectionReport, Event, GatewayPlan, GatewayReport, HealthProbe, IkeVersion, Proposal,
@@ -130,6 +131,8 @@ pub fn plan(tx: &dyn Tx, key: &MasterKey, gw: &VpnGateway, complete: bool) -> Ap
         intranet_ip: ip("IntranetIp", &gw.intranet_ip)?,
         connections,
         routes,
+        ssl_vpn: ssl_vpn::plan(tx, key, gw)?,
+        ipsec_server: ipsec_server::plan(tx, key, gw)?,
     })
 }
 
@@ -143,6 +146,8 @@ pub fn failed_report(plan: &GatewayPlan, error: &str) -> GatewayReport {
             .filter(|c| c.changed)
             .map(|c| ConnectionReport::without_bgp(c, down, Default::default(), Some(error.to_string())))
             .collect(),
+        ssl_vpn: None,
+        ipsec_server: None,
     }
 }
 
@@ -158,6 +163,13 @@ pub fn record(
     report: &GatewayReport,
     settle: bool,
 ) -> ApiResult<bool> {
+    // What remote access reports (log lines, clients online) is news whatever the generation.
+    if let Some(r) = &report.ssl_vpn {
+        ssl_vpn::record(tx, account_id, r)?;
+    }
+    if let Some(r) = &report.ipsec_server {
+        ipsec_server::record(tx, account_id, r)?;
+    }
     let Some(mut gw) = tx.get_as::<VpnGateway>(account_id, gateway_id)? else { return Ok(false) };
     if gw.generation != generation || gw.status == GatewayStatus::Deleting {
         return Ok(false);
@@ -325,7 +337,10 @@ mod tests {
         let (store, dir) = updating().await;
         let gw = gateway(&store);
         let p = store.read(|tx| plan(tx, &key(), &gw, false)).unwrap();
-        let report = GatewayReport { connections: p.connections.iter().map(simulated::negotiate).collect() };
+        let report = GatewayReport {
+            connections: p.connections.iter().map(simulated::negotiate).collect(),
+            ..Default::default()
+        };
         // Meanwhile the gateway moved on to a newer change.
         let mut newer = gw.clone();
         newer.generation = 2;
@@ -374,6 +389,7 @@ mod tests {
                 learned_routes: vec![],
                 error: Some("charon said no".into()),
             }],
+            ..Default::default()
         };
         assert!(store.write(move |tx| record(tx, 1, "vpn-1", 1, &report, true)).await.unwrap());
         let a = read(&store, "a");

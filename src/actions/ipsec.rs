@@ -449,6 +449,45 @@ pub fn same_ike(a: &IkeConfig, b: &IkeConfig, key: &MasterKey) -> ApiResult<bool
     Ok(same_settings && (a.psk == b.psk || a.psk.open(key)?.ct_eq(b.psk.open(key)?.expose())))
 }
 
+/// The IPsec server's (remote access) starting point: IKEv2 main mode, aes/sha1/group2 for a day
+/// in both phases; LocalId the gateway's address, RemoteId empty (any client); the PSK given.
+pub fn server_defaults(d: &Defaults, psk: &Secret) -> (IkeConfig, IpsecConfig) {
+    let ike = IkeConfig {
+        psk: Sealed::seal(d.master_key, psk),
+        ike_version: "ikev2".into(),
+        ike_mode: "main".into(),
+        ike_enc_alg: "aes".into(),
+        ike_auth_alg: "sha1".into(),
+        ike_pfs: "group2".into(),
+        ike_lifetime: MAX_LIFETIME,
+        local_id: d.local_ip.into(),
+        remote_id: String::new(),
+    };
+    let ipsec = IpsecConfig {
+        ipsec_enc_alg: "aes".into(),
+        ipsec_auth_alg: "sha1".into(),
+        ipsec_pfs: "group2".into(),
+        ipsec_lifetime: MAX_LIFETIME,
+    };
+    (ike, ipsec)
+}
+
+/// The IPsec server's `Psk` parameter (1-100 characters: letters, digits and the documented
+/// symbols), or a random 16-character one when it is absent.
+pub fn server_psk(value: Option<String>) -> ApiResult<Secret> {
+    let Some(psk) = value else { return Ok(random_psk()) };
+    let ok =
+        (1..=100).contains(&psk.len()) && psk.chars().all(|c| c.is_ascii_alphanumeric() || PSK_SYMBOLS.contains(c));
+    if ok {
+        Ok(Secret::new(psk))
+    } else {
+        Err(ApiError::invalid_parameter(
+            "Psk",
+            format!("it must be 1-100 characters: letters, digits and {PSK_SYMBOLS}"),
+        ))
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Phase 2.
 

@@ -3,11 +3,14 @@
 //! errors), applies the family's rules in one store transaction, and returns its answer's fields.
 //! Adding an action = one function + one line in the table below.
 
+pub mod certificates;
 pub mod customer_gateways;
 pub mod gateway_sync;
 pub mod ipsec;
+pub mod ipsec_server;
 pub mod regions;
 pub mod rules;
+pub mod ssl_vpn;
 pub mod tags;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -59,6 +62,23 @@ actions! {
     "ModifyVpnPbrRouteEntryWeight" => vpn_routes::modify_pbr_weight,
     "DeleteVpnRouteEntry" => vpn_routes::delete,
     "DeleteVpnPbrRouteEntry" => vpn_routes::delete_pbr,
+    "CreateSslVpnServer" => ssl_vpn::create,
+    "ModifySslVpnServer" => ssl_vpn::modify,
+    "DescribeSslVpnServers" => ssl_vpn::describe_many,
+    "DeleteSslVpnServer" => ssl_vpn::delete,
+    "CreateSslVpnClientCert" => ssl_vpn::certs::create,
+    "ModifySslVpnClientCert" => ssl_vpn::certs::modify,
+    "DescribeSslVpnClientCerts" => ssl_vpn::certs::describe_many,
+    "DescribeSslVpnClientCert" => ssl_vpn::certs::describe_one,
+    "DeleteSslVpnClientCert" => ssl_vpn::certs::delete,
+    "DescribeVpnSslServerLogs" => ssl_vpn::logs::describe,
+    "CreateIpsecServer" => ipsec_server::create,
+    "UpdateIpsecServer" => ipsec_server::update,
+    "ListIpsecServers" => ipsec_server::list,
+    "DeleteIpsecServer" => ipsec_server::delete,
+    "AssociateVpnGatewayWithCertificate" => certificates::associate,
+    "DissociateVpnGatewayWithCertificate" => certificates::dissociate,
+    "ListVpnCertificateAssociations" => certificates::list,
     "TagResources" => tags::tag_resources,
     "ListTagResources" => tags::list_tag_resources,
     "UnTagResources" => tags::untag_resources,

@@ -4,7 +4,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::params::Page;
+use crate::api::params::{Page, TokenPage};
 use crate::app::Body;
 
 /// A new resource ID: `<prefix>-` and 21 lower-case alphanumerics, as the real service mints them.
@@ -37,6 +37,11 @@ pub fn check_name(name: &str, max: usize) -> ApiResult<()> {
     }
 }
 
+/// The SSL-VPN rule for names: as `check_name`, periods allowed after the first character.
+pub fn check_dotted_name(name: &str, max: usize) -> ApiResult<()> {
+    check_name(&name.replace('.', "_"), max)
+}
+
 /// Descriptions follow the same documented rule as names.
 pub fn check_description(description: &str, max: usize) -> ApiResult<()> {
     if valid_label(description, 2, max) {
@@ -63,6 +68,27 @@ pub fn page_body(total: u64, page: Page, list: &str, item: &str, items: Vec<Valu
     body.insert("PageSize".into(), json!(page.size));
     body.insert(list.into(), json!({ item: items }));
     body
+}
+
+/// One page of a `NextToken`/`MaxResults` list: `{"TotalCount", "MaxResults", "NextToken",
+/// "<List>": [...]}` (a flat list). `NextToken` is empty on the last page.
+pub fn token_body(total: usize, page: TokenPage, list: &str, items: Vec<Value>) -> Body {
+    let next = page.offset + items.len();
+    let mut body = Body::new();
+    body.insert("TotalCount".into(), json!(total));
+    body.insert("MaxResults".into(), json!(page.max));
+    body.insert("NextToken".into(), json!(if next < total { TokenPage::token(next) } else { String::new() }));
+    body.insert(list.into(), json!(items));
+    body
+}
+
+/// A time as the newer actions show it: ISO 8601 in UTC to the second (`2021-02-22T03:24:28Z`).
+pub fn iso_time(ms: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .format(&fmt)
+        .unwrap_or_default()
 }
 
 /// User tags as the wire shows them: `{"Tag": [{"Key", "Value"}]}`.
@@ -97,5 +123,8 @@ mod tests {
         assert!(check_description("has space", 100).is_err());
         assert!(check_description("Office_link-2", 100).is_ok());
         assert_eq!(check_name("-x", 100).unwrap_err().code, "InvalidName");
+        assert!(check_dotted_name("ssl.server_1", 128).is_ok());
+        assert!(check_dotted_name(".ssl", 128).is_err());
+        assert!(check_dotted_name("https://x", 128).is_err());
     }
 }

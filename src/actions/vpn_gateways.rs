@@ -189,7 +189,12 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
     let vpc_id = p.required("VpcId")?;
     let bandwidth = p.one_of("Bandwidth", BANDWIDTHS)?.ok_or_else(|| ApiError::missing_parameter("Bandwidth"))?;
     let charge_type = p.enumeration("InstanceChargeType", &["PREPAY", "POSTPAY"])?.unwrap_or("PREPAY");
-    let period = p.one_of("Period", PERIODS)?.unwrap_or(1);
+    let period = p.one_of("Period", PERIODS)?;
+    // A subscription asked for is bought for a period, which must then be given.
+    if p.get("InstanceChargeType").is_some() && charge_type == "PREPAY" && period.is_none() {
+        return Err(ApiError::missing_parameter("Period"));
+    }
+    let period = period.unwrap_or(1);
     let _auto_pay = p.bool("AutoPay")?.unwrap_or(false);
     let enable_ipsec = p.bool("EnableIpsec")?.unwrap_or(true);
     let enable_ssl = p.bool("EnableSsl")?.unwrap_or(false);

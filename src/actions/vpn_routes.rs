@@ -760,6 +760,9 @@ async fn create_route<K: RouteKind>(ctx: Ctx) -> ApiResult<Body> {
         if tx.get_as::<Route<K>>(gw.account_id, &route.id)?.is_some() {
             return Err(already_exists());
         }
+        if let Ok(dest) = route.route_dest.parse() {
+            super::ssl_vpn::check_route_conflict(tx, gw, dest)?;
+        }
         let routes = routes::<K>(tx, gw.account_id, &gw.id)?;
         check_group(&routes, &route, route.weight)?;
         if routes.iter().filter(|r| K::counts(r.origin)).count() as u64 >= K::quota(&quotas) {

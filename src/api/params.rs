@@ -184,7 +184,38 @@ impl Page {
     }
 }
 
+/// A page of a `NextToken`/`MaxResults` list: where it starts and how long it is at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenPage {
+    pub offset: usize,
+    pub max: usize,
+}
+
+impl TokenPage {
+    /// The opaque token of the page starting at `offset`.
+    pub fn token(offset: usize) -> String {
+        format!("{offset:016x}")
+    }
+}
+
 impl Params {
+    /// `NextToken` (a token an earlier page gave, or none for the first page) and `MaxResults`
+    /// (default 10, 1..=max).
+    pub fn token_page(&self, max: usize) -> ApiResult<TokenPage> {
+        let offset = match self.get("NextToken") {
+            None | Some("") => 0,
+            Some(t) => usize::from_str_radix(t, 16)
+                .ok()
+                .filter(|_| t.len() == 16)
+                .ok_or_else(|| ApiError::bad_request("InvalidNextToken", "The specified NextToken is invalid."))?,
+        };
+        let size = self.parse::<usize>("MaxResults")?.unwrap_or(10);
+        if !(1..=max).contains(&size) {
+            return Err(ApiError::invalid_parameter("MaxResults", format!("it must be between 1 and {max}")));
+        }
+        Ok(TokenPage { offset, max: size })
+    }
+
     /// `PageNumber` (default 1, ≥ 1) and `PageSize` (default 10, 1..=max).
     pub fn page(&self, max_size: u64) -> ApiResult<Page> {
         let number = self.parse::<u64>("PageNumber")?.unwrap_or(1);
@@ -251,6 +282,19 @@ mod tests {
         assert_eq!(p(&[("PageNumber", "3"), ("PageSize", "50")]).page(50).unwrap().offset(), 100);
         assert!(p(&[("PageSize", "51")]).page(50).is_err());
         assert!(p(&[("PageNumber", "0")]).page(50).is_err());
+    }
+
+    #[test]
+    fn token_pages() {
+        assert_eq!(p(&[]).token_page(20).unwrap(), TokenPage { offset: 0, max: 10 });
+        let next = TokenPage::token(40);
+        assert_eq!(
+            p(&[("NextToken", &next), ("MaxResults", "20")]).token_page(20).unwrap(),
+            TokenPage { offset: 40, max: 20 }
+        );
+        assert_eq!(p(&[("NextToken", "zz")]).token_page(20).unwrap_err().code, "InvalidNextToken");
+        assert_eq!(p(&[("MaxResults", "21")]).token_page(20).unwrap_err().code, "InvalidParameter");
+        assert_eq!(p(&[("MaxResults", "0")]).token_page(20).unwrap_err().code, "InvalidParameter");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - `netns`: one network namespace and one strongSwan charon per gateway, driven over VICI.
 
 pub mod netns;
+pub mod remote_access;
 pub mod simulated;
 
 use std::net::Ipv4Addr;
@@ -21,6 +22,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
+use remote_access::{IpsecServerPlan, IpsecServerReport, SslVpnPlan, SslVpnReport};
 
 crate::wire_enum!(
     /// Negotiation status of one tunnel (`Status` of a connection and of each tunnel).
@@ -193,6 +195,12 @@ pub struct GatewayPlan {
     pub intranet_ip: Ipv4Addr,
     pub connections: Vec<ConnectionPlan>,
     pub routes: Vec<RoutePlan>,
+    /// The gateway's SSL-VPN server, if it has one (every plan carries it).
+    #[serde(default)]
+    pub ssl_vpn: Option<SslVpnPlan>,
+    /// The gateway's IPsec server, if it has one (every plan carries it).
+    #[serde(default)]
+    pub ipsec_server: Option<IpsecServerPlan>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +250,10 @@ impl ConnectionReport {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GatewayReport {
     pub connections: Vec<ConnectionReport>,
+    #[serde(default)]
+    pub ssl_vpn: Option<SslVpnReport>,
+    #[serde(default)]
+    pub ipsec_server: Option<IpsecServerReport>,
 }
 
 /// What the data plane saw happen, later than an apply.

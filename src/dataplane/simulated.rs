@@ -13,11 +13,19 @@
 //! - The health check succeeds when the probed tunnel (the master) is established, and fails
 //!   otherwise; a disabled check reports `success`, as the real service does.
 //!
+//! - An SSL-VPN server runs as configured and logs, in OpenVPN's format, what happens to it:
+//!   started, restarted with a changed configuration, a certificate issued or revoked. No client
+//!   ever connects; an IPsec server likewise runs without clients.
+//!
 //! Like a real data plane it also reports each negotiated tunnel as an event.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::remote_access::{IpsecServerReport, LogLine, SslProto, SslVpnPlan, SslVpnReport};
 use super::{
     next_seq, BgpStatus, ConnectionPlan, ConnectionReport, DataPlane, DataPlaneError, Event, GatewayPlan,
     GatewayReport, HealthStatus, RunningGateway, TunnelReport, TunnelStatus,
@@ -25,11 +33,86 @@ use super::{
 
 pub struct Simulated {
     events: UnboundedSender<Event>,
+    /// Per gateway, the SSL-VPN server it runs.
+    ssl: Mutex<HashMap<String, SslRunning>>,
+}
+
+/// What a simulated SSL-VPN server runs: its settings, the certificates it knows of.
+#[derive(Clone, PartialEq, Default)]
+struct SslRunning {
+    settings: String,
+    clients: BTreeSet<(String, u64)>,
+    revoked: BTreeSet<(String, u64)>,
+}
+
+impl SslRunning {
+    fn of(s: &SslVpnPlan) -> SslRunning {
+        let settings = SslVpnPlan { clients: Vec::new(), revoked: Vec::new(), crl: String::new(), ..s.clone() };
+        SslRunning {
+            settings: serde_json::to_string(&settings).unwrap_or_default(),
+            clients: s.clients.iter().map(|c| (c.id.clone(), c.serial)).collect(),
+            revoked: s.revoked.iter().map(|c| (c.id.clone(), c.serial)).collect(),
+        }
+    }
 }
 
 impl Simulated {
     pub fn new(events: UnboundedSender<Event>) -> Self {
-        Simulated { events }
+        Simulated { events, ssl: Mutex::new(HashMap::new()) }
+    }
+
+    /// Runs the plan's SSL-VPN server; the report carries what its log gained.
+    fn ssl_vpn(&self, plan: &GatewayPlan) -> Option<SslVpnReport> {
+        let mut running = self.ssl.lock().expect("ssl");
+        let Some(s) = &plan.ssl_vpn else {
+            running.remove(&plan.gateway_id);
+            return None;
+        };
+        let now = SslRunning::of(s);
+        let was = running.insert(plan.gateway_id.clone(), now.clone());
+        let mut log = Vec::new();
+        let mut micros = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1000;
+        let mut say = |msg: String| {
+            log.push(LogLine::openvpn(micros, &msg));
+            micros += 1;
+        };
+        let was = match was {
+            Some(w) if w.settings == now.settings => w,
+            restarted => {
+                if restarted.is_some() {
+                    say("SIGHUP[hard,] received, process restarting".into());
+                }
+                let ip = plan.public_ips.first().map(|a| a.to_string()).unwrap_or_default();
+                say(match s.proto {
+                    SslProto::Udp => format!("UDPv4 link local (bound): [AF_INET]{ip}:{}", s.port),
+                    SslProto::Tcp => format!("Listening for incoming TCP connection on [AF_INET]{ip}:{}", s.port),
+                });
+                let pool = s.client_ip_pool;
+                let base = std::net::Ipv4Addr::from(u32::from(pool.network()) + 2);
+                let size = (1u64 << (32 - pool.prefix_len())).saturating_sub(4);
+                say(format!("IFCONFIG POOL IPv4: base={base} size={size}"));
+                say(format!(
+                    "Data Channel: cipher '{}', compression {}",
+                    s.cipher.wire(),
+                    if s.compress { "lzo" } else { "off" }
+                ));
+                say("Initialization Sequence Completed".into());
+                // A first start (also after Gatehouse restarted) serves the certificates there
+                // are; a restart keeps knowing what it knew.
+                restarted.map_or_else(|| now.clone(), |w| SslRunning { settings: now.settings.clone(), ..w })
+            }
+        };
+        for (id, serial) in now.clients.difference(&was.clients) {
+            say(format!("{id} certificate issued, serial {serial:X}"));
+        }
+        let revoked: Vec<_> = now.revoked.difference(&was.revoked).collect();
+        if !revoked.is_empty() {
+            say(format!("CRL: loaded 1 CRLs from file [[INLINE]] ({} revoked)", now.revoked.len()));
+        }
+        for (id, serial) in revoked {
+            say(format!("{id} certificate revoked, serial {serial:X}: refused from its next connection"));
+        }
+        Some(SslVpnReport { id: s.id.clone(), connections: 0, log, error: None })
     }
 }
 
@@ -52,10 +135,14 @@ impl DataPlane for Simulated {
             }
             report.connections.push(r);
         }
+        report.ssl_vpn = self.ssl_vpn(&plan);
+        report.ipsec_server =
+            plan.ipsec_server.as_ref().map(|s| IpsecServerReport { id: s.id.clone(), ..Default::default() });
         Ok(report)
     }
 
-    async fn remove(&self, _gateway_id: &str) -> Result<(), DataPlaneError> {
+    async fn remove(&self, gateway_id: &str) -> Result<(), DataPlaneError> {
+        self.ssl.lock().expect("ssl").remove(gateway_id);
         Ok(())
     }
 
@@ -209,6 +296,8 @@ pub(crate) mod tests {
             intranet_ip: "172.16.0.1".parse().unwrap(),
             connections: vec![c, ConnectionPlan { id: "vco-2".into(), changed: false, ..connection(None) }],
             routes: vec![],
+            ssl_vpn: None,
+            ipsec_server: None,
         };
         let report = plane.apply(plan).await.unwrap();
         assert_eq!(report.connections.len(), 1, "only changed connections are negotiated");

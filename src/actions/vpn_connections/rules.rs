@@ -5,9 +5,9 @@
 use ipnet::Ipv4Net;
 
 use super::{Tunnel, VpnConnection};
-use crate::actions::customer_gateways;
 use crate::actions::ipsec::{self, TunnelSpec};
 use crate::actions::vpn_gateways::VpnGateway;
+use crate::actions::{certificates, customer_gateways, ipsec_server, ssl_vpn};
 use crate::api::error::{ApiError, ApiResult};
 use crate::secret::MasterKey;
 use crate::store::{ListQuery, Resource, Tx, TxExt};
@@ -126,6 +126,13 @@ pub(super) fn check_against_gateway(
         };
         Ok(tx.list_as::<VpnConnection>(&q)?.into_iter().filter(|c| c.id != conn.id).collect())
     };
+    ipsec_server::refuse_connections(tx, gw)?;
+    certificates::require_certificates(tx, gw)?;
+    if conn.auto_config_route {
+        for dest in conn.remote_subnets() {
+            ssl_vpn::check_route_conflict(tx, gw, dest)?;
+        }
+    }
     for t in &conn.tunnels {
         let cgw = customer_gateways::find(tx, gw.account_id, &gw.region_id, &t.spec.customer_gateway_id)?;
         if cgw.ip_address == t.internet_ip || cgw.ip_address == gw.internet_ip {
@@ -189,7 +196,7 @@ mod tests {
     use super::*;
     use crate::actions::test_support::{connection, key, spec, world};
     use crate::actions::vpn_connections::normalize_subnets;
-    use crate::store::Store;
+    use crate::store::{Store, TxExt};
     use std::sync::Arc;
 
     fn check(store: &Arc<dyn Store>, gw: &VpnGateway, c: &VpnConnection) -> Result<(), String> {
@@ -253,6 +260,17 @@ mod tests {
         assert_eq!(check(&store, &gw, &with_cert).unwrap_err(), "InvalidParameter");
         let national = VpnGateway { vpn_type: "NationalStandard".into(), ..gw.clone() };
         let c = connection("b", spec("cgw-2", None, None), "10.0.0.0/16", "192.168.0.0/24");
+        assert_eq!(check(&store, &national, &with_cert).unwrap_err(), "OperationFailed.MissCertificate");
+        let association = certificates::VpnCertificateAssociation {
+            id: format!("{}/Signature", gw.id),
+            account_id: gw.account_id,
+            region_id: gw.region_id.clone(),
+            vpn_gateway_id: gw.id.clone(),
+            certificate_type: certificates::CertificateType::Signature,
+            certificate_id: "cert-1".into(),
+            created_ms: 0,
+        };
+        store.write(move |tx| tx.insert_as(&association)).await.unwrap();
         assert_eq!(check(&store, &national, &c).unwrap_err(), "MissingRemoteCaCertificate");
         assert_eq!(check(&store, &national, &with_cert), Ok(()));
         std::fs::remove_dir_all(dir).unwrap();

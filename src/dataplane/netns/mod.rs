@@ -30,6 +30,7 @@ use tokio::sync::{mpsc::UnboundedSender, watch};
 
 pub use charon::{detect_backend, EspBackend};
 
+use super::remote_access::{IpsecServerReport, SslVpnReport};
 use super::{
     next_seq, ConnectionReport, DataPlane, DataPlaneError, Event, GatewayPlan, GatewayReport, HealthStatus,
     RunningGateway, TunnelPlan, TunnelStatus,
@@ -181,7 +182,22 @@ impl DataPlane for Netns {
                 ConnectionReport::without_bgp(c, |t| sas.status(t), health, errors.get(&c.id).cloned())
             })
             .collect();
-        Ok(GatewayReport { connections: report })
+        // Remote access (OpenVPN, charon's IKEv2 server) comes with its own drivers; until then
+        // the servers do not run here, and say so.
+        let not_run = "remote access does not run in this data plane yet".to_string();
+        Ok(GatewayReport {
+            connections: report,
+            ssl_vpn: plan.ssl_vpn.as_ref().map(|s| SslVpnReport {
+                id: s.id.clone(),
+                error: Some(not_run.clone()),
+                ..Default::default()
+            }),
+            ipsec_server: plan.ipsec_server.as_ref().map(|s| IpsecServerReport {
+                id: s.id.clone(),
+                error: Some(not_run.clone()),
+                ..Default::default()
+            }),
+        })
     }
 
     async fn remove(&self, gateway_id: &str) -> Result<(), DataPlaneError> {

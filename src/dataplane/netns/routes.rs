@@ -109,6 +109,8 @@ mod tests {
             intranet_ip: "10.0.0.1".parse().unwrap(),
             connections: vec![active, standby, on_traffic],
             routes: vec![route("vco-a", 100), route("vco-s", 0), route("vco-t", 0), route("vco-gone", 100)],
+            ssl_vpn: None,
+            ipsec_server: None,
         };
         let ids = |routes: Vec<RoutePlan>| routes.into_iter().map(|r| r.connection_id).collect::<Vec<_>>();
         assert_eq!(ids(usable(&plan, |_| true)), ["vco-a", "vco-s", "vco-t"]);
