@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Reproducible benchmark (not a test): starts a release server on loopback with a fresh data
 # directory, seeds it, and drives it with `gatehouse-bench`. Results go to stdout; BENCHMARKS.md
-# records them. Usage: scripts/bench.sh [seconds-per-run]
+# records them. Usage: scripts/bench.sh [seconds-per-run] [all|ssl]  (ssl: only the SSL-VPN part)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
+part="${2:-all}"
 cargo build --release --bins --quiet
 bin=target/release
 data=$(mktemp -d)
@@ -53,6 +54,7 @@ echo "start to first answered request: $(( ($(date +%s%N) - start_ns) / 1000000 
 sleep 1
 echo "idle RSS: $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"
 
+if [ "$part" = all ]; then
 echo "== seeding 10000 VPN gateways"
 bench --action CreateVpnGateway --param VpcId=vpc-bench --param Bandwidth=10 --requests 10000 --connections 16 --duration 120s | tail -n 4
 gw=$(py 'print(api("DescribeVpnGateways", PageSize=1)["VpnGateways"]["VpnGateway"][0]["VpnGatewayId"])')
@@ -100,3 +102,28 @@ GATEWAYS="$data/gateways300" connect --counter-start 1000000 --requests 3000 --d
 echo "== CreateVpnConnection to active (on those 10 gateways, 300+ connections each)"
 GATEWAYS="$data/gateways300" connect --counter-start 2000000 --duration "${secs}s"
 echo "RSS after load: $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"
+
+fi
+
+# SSL-VPN client certificates: 200 gateways with SSL-VPN (SslConnections=20, so 20 certificates
+# each), a server on each. Every CreateSslVpnClientCert makes a P-256 key pair and signs a
+# certificate, then the gateway applies it (`updating` -> `active`, which --wait-active waits for:
+# the requests carry the server's gateway as VpnGatewayId, which the action ignores).
+py 'import time
+gws = [api("CreateVpnGateway", VpcId="vpc-bench-ssl", Bandwidth=10, EnableSsl="true", SslConnections=20)["VpnGatewayId"] for _ in range(200)]
+def settle(g):
+    for _ in range(500):
+        if api("DescribeVpnGateway", VpnGatewayId=g)["Status"] == "active": return
+        time.sleep(0.01)
+    sys.exit(f"{g} did not become active")
+for g in gws: settle(g)
+servers = [api("CreateSslVpnServer", VpnGatewayId=g, ClientIpPool="192.168.0.0/24", LocalSubnet="10.0.0.0/8")["SslVpnServerId"] for g in gws]
+for g in gws: settle(g)
+open(sys.argv[3], "w").write("\n".join(gws) + "\n"); open(sys.argv[4], "w").write("\n".join(servers) + "\n")' "$data/sslgws" "$data/sslservers"
+echo "== CreateSslVpnClientCert to active (200 servers, key generation and signing included)"
+bench --action CreateSslVpnClientCert --param-file "VpnGatewayId=$data/sslgws" --param-file "SslVpnServerId=$data/sslservers" \
+  --param-template 'Name=c{n}' --wait-active --connections 10 --requests 4000 --duration "${secs}s"
+cert=$(py 'print(api("DescribeSslVpnClientCerts", PageSize=1)["SslVpnClientCertKeys"]["SslVpnClientCertKey"][0]["SslVpnClientCertId"])')
+echo "== DescribeSslVpnClientCert ($cert: certificate, key and OpenVPN profile)"
+bench --action DescribeSslVpnClientCert --param "SslVpnClientCertId=$cert" --duration "${secs}s" --connections 8
+echo "RSS at the end: $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"

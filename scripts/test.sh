@@ -52,13 +52,15 @@ fi
 
 # ---------------------------------------------------------------- gateway test packages
 # tests/sdk/test_gateway_ipsec.py runs the gateway face for real: strongSwan in network
-# namespaces, which needs root and these Debian packages. As root with apt, install what is
+# namespaces; tests/sdk/test_ssl_vpn.py connects a stock OpenVPN client with the profile the API
+# hands out. Both need root and these Debian packages. As root with apt, install what is
 # missing (dpkg-query first, so a warm run costs nothing) and demand that those tests run
 # (GATEHOUSE_REQUIRE_DATAPLANE=1); elsewhere they are skipped, loudly.
 GATEWAY_PKGS=(strongswan-charon strongswan-swanctl charon-systemd libcharon-extra-plugins
-              libcharon-extauth-plugins libstrongswan-standard-plugins iproute2 iputils-ping tcpdump procps)
+              libcharon-extauth-plugins libstrongswan-standard-plugins iproute2 iputils-ping tcpdump procps
+              openvpn)
 install_failed=""
-step "gateway test packages (strongSwan, iproute2, ping, tcpdump)"
+step "gateway test packages (strongSwan, OpenVPN, iproute2, ping, tcpdump)"
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then
   missing=()
   for p in "${GATEWAY_PKGS[@]}"; do
