@@ -116,6 +116,14 @@ fn associations_of(tx: &dyn Tx, gw: &VpnGateway) -> ApiResult<Vec<VpnCertificate
     })
 }
 
+/// Drops a deleted gateway's associations.
+pub fn forget_gateway(tx: &mut dyn Tx, gw: &VpnGateway) -> ApiResult<()> {
+    for a in associations_of(tx, gw)? {
+        tx.delete(VpnCertificateAssociation::KIND, gw.account_id, &a.id)?;
+    }
+    Ok(())
+}
+
 /// A national-standard gateway negotiates with its certificates: without any, no connection.
 pub fn require_certificates(tx: &dyn Tx, gw: &VpnGateway) -> ApiResult<()> {
     if gw.vpn_type == "NationalStandard" && associations_of(tx, gw)?.is_empty() {

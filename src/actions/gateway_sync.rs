@@ -14,7 +14,7 @@ use super::ipsec::IkeConfig;
 use super::vpn_connections::{customer_gateways_of, of_gateway, ConnectionState, VpnConnection};
 use super::vpn_gateways::{GatewayStatus, VpnGateway};
 use super::vpn_routes::{self, Destination, Policy};
-use super::{ipsec_server, ssl_vpn};
+use super::{certificates, ipsec_server, ssl_vpn};
 use crate::api::error::{ApiError, ApiResult};
 use crate::dataplane::{
     BgpPlan, ConnectionPlan, ConnectionReport, Event, GatewayPlan, GatewayReport, HealthProbe, IkeVersion, Proposal,
@@ -257,10 +257,20 @@ pub fn provision(tx: &mut dyn Tx, account_id: i64, gateway_id: &str) -> ApiResul
     Ok(())
 }
 
-/// The last step of a deleted gateway, once its data plane is gone: it, its routes and its
-/// addresses go.
+/// The last step of a deleted gateway, once its data plane is gone: it, its routes, its remote
+/// access, its certificate associations and its addresses go.
 pub fn forget(tx: &mut dyn Tx, account_id: i64, gateway_id: &str) -> ApiResult<()> {
     vpn_routes::remove_gateway_routes(tx, account_id, gateway_id)?;
+    // Remote access and certificate associations live and die with their gateway.
+    if let Some(gw) = tx.get_as::<VpnGateway>(account_id, gateway_id)? {
+        if let Some(s) = ssl_vpn::of_gateway(tx, &gw)? {
+            ssl_vpn::remove(tx, &s)?;
+        }
+        if let Some(s) = ipsec_server::of_gateway(tx, &gw)? {
+            tx.delete(ipsec_server::IpsecServer::KIND, account_id, &s.id)?;
+        }
+        certificates::forget_gateway(tx, &gw)?;
+    }
     tx.delete(VpnGateway::KIND, account_id, gateway_id)?;
     tx.release_addresses(gateway_id)
 }

@@ -63,12 +63,9 @@ pub(crate) fn connection(id: &str, spec: TunnelSpec, local: &str, remote: &str) 
     }
 }
 
-/// A store holding gateway vpn-1 (198.18.0.1) and customer gateways cgw-1 (203.0.113.5,
-/// ASN 65001), cgw-2 (203.0.113.6, no ASN) and cgw-gw (the gateway's own address).
-pub(crate) async fn world() -> (Arc<dyn Store>, VpnGateway, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("gh-vco-{}", uuid::Uuid::new_v4()));
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir).unwrap());
-    let gw: VpnGateway = serde_json::from_value(json!({
+/// Gateway vpn-1 (198.18.0.1), active, single-tunnel, SSL-VPN off.
+pub(crate) fn gateway() -> VpnGateway {
+    serde_json::from_value(json!({
         "id": "vpn-1", "account_id": 1, "region_id": "cn-hangzhou", "vpc_id": "vpc-1", "vswitch_id": "",
         "name": "g", "description": "", "status": "active", "charge_type": "PREPAY", "order_id": 1,
         "bandwidth": 10, "enable_ipsec": true, "enable_ssl": false, "ssl_connections": 0, "vpn_type": "Normal",
@@ -76,7 +73,15 @@ pub(crate) async fn world() -> (Arc<dyn Store>, VpnGateway, std::path::PathBuf) 
         "disaster_recovery_vswitch_id": "", "disaster_recovery_internet_ip": "", "auto_propagate": true,
         "enable_bgp": false, "created_ms": 0, "end_ms": 0
     }))
-    .unwrap();
+    .unwrap()
+}
+
+/// A store holding `gateway()` and customer gateways cgw-1 (203.0.113.5,
+/// ASN 65001), cgw-2 (203.0.113.6, no ASN) and cgw-gw (the gateway's own address).
+pub(crate) async fn world() -> (Arc<dyn Store>, VpnGateway, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("gh-vco-{}", uuid::Uuid::new_v4()));
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir).unwrap());
+    let gw = gateway();
     let g = gw.clone();
     store
         .write(move |tx| {

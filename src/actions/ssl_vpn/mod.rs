@@ -386,12 +386,7 @@ pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
         let s = find(tx, account_id, &region.id, &id)?;
         let mut gw = vpn_gateways::find(tx, account_id, &region.id, &s.vpn_gateway_id, 404)?;
         vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay.as_millis() as i64)?;
-        // Its certificates and its log go with it: they mean nothing without its CA.
-        for c in certs::of_server(tx, account_id, &s.id)? {
-            tx.delete(SslVpnClientCert::KIND, account_id, &c.id)?;
-        }
-        logs::forget(tx, account_id, &s.id)?;
-        tx.delete(SslVpnServer::KIND, account_id, &s.id)?;
+        remove(tx, &s)?;
         Ok(Body::new())
     })
     .await
@@ -405,6 +400,15 @@ pub fn server_config(tx: &dyn Tx, key: &MasterKey, account_id: i64, id: &str) ->
     let gw =
         tx.get_as::<VpnGateway>(account_id, &s.vpn_gateway_id)?.ok_or_else(|| ApiError::internal("gateway gone"))?;
     Ok(openvpn::server_config(&s, s.server_key.open(key)?.expose(), gw.ssl_connections))
+}
+
+/// Deletes a server; its certificates and its log go with it: they mean nothing without its CA.
+pub fn remove(tx: &mut dyn Tx, s: &SslVpnServer) -> ApiResult<()> {
+    for c in certs::of_server(tx, s.account_id, &s.id)? {
+        tx.delete(SslVpnClientCert::KIND, s.account_id, &c.id)?;
+    }
+    logs::forget(tx, s.account_id, &s.id)?;
+    tx.delete(SslVpnServer::KIND, s.account_id, &s.id)
 }
 
 /// The gateway's SSL-VPN server as its plan carries it.
@@ -445,4 +449,44 @@ pub fn record(tx: &mut dyn Tx, account_id: i64, report: &SslVpnReport) -> ApiRes
         tx.update_as(&s)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn client_pools() {
+        let local = [net("10.0.0.0/8"), net("172.16.0.0/16")];
+        assert!(check_pool(net("192.168.1.0/24"), &local, POOL_MASKS).is_ok());
+        assert!(check_pool(net("192.168.0.0/16"), &local, POOL_MASKS).is_ok());
+        assert!(check_pool(net("192.168.1.0/29"), &local, POOL_MASKS).is_ok());
+        for (pool, code) in [
+            ("192.168.1.0/30", "IllegalParam.ClientIpPool"),
+            ("192.0.0.0/15", "IllegalParam.ClientIpPool"),
+            ("10.1.0.0/24", "InvalidParameter.ClientIpPoolConflict"),
+            ("172.16.0.0/16", "InvalidParameter.ClientIpPoolConflict"),
+        ] {
+            assert_eq!(check_pool(net(pool), &local, POOL_MASKS).unwrap_err().code, code, "{pool}");
+        }
+        // A pool that contains a local subnet overlaps it too.
+        assert!(check_pool(net("172.16.0.0/16"), &[net("172.16.5.0/24")], POOL_MASKS).is_err());
+    }
+
+    #[test]
+    fn cidrs_and_local_subnets() {
+        assert_eq!(cidr("ClientIpPool", " 192.168.1.0/24").unwrap(), net("192.168.1.0/24"));
+        for bad in ["192.168.1.1/24", "192.168.1.0", "10.0.0.0/33", "x"] {
+            let e = cidr("ClientIpPool", bad).unwrap_err();
+            assert_eq!((e.status, e.code.as_str()), (400, "IllegalParam.ClientIpPool"), "{bad}");
+        }
+        assert_eq!(local_subnets("10.0.0.0/8,172.16.0.0/16", 5).unwrap().len(), 2);
+        let six = (1..=6).map(|i| format!("10.{i}.0.0/16")).collect::<Vec<_>>().join(",");
+        assert_eq!(local_subnets(&six, 5).unwrap_err().code, "IllegalParam.LocalSubnet");
+        assert_eq!(local_subnets("10.0.0.0/8,", 5).unwrap_err().code, "IllegalParam.LocalSubnet");
+    }
 }

@@ -93,3 +93,74 @@ pub fn server_config(s: &SslVpnServer, server_key_pem: &str, max_clients: u32) -
     c.inline("crl-verify", &s.crl);
     c.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::ssl_vpn::pki::Revoked;
+    use crate::secret::{MasterKey, Sealed, Secret};
+
+    fn server(proto: SslProto, cipher: SslCipher, compress: bool) -> SslVpnServer {
+        let key = MasterKey::from_hex(&"11".repeat(32)).unwrap();
+        let sealed = Sealed::seal(&key, &Secret::new("KEY"));
+        SslVpnServer {
+            id: "vss-1".into(),
+            account_id: 1,
+            region_id: "cn-hangzhou".into(),
+            vpn_gateway_id: "vpn-1".into(),
+            name: "s".into(),
+            client_ip_pool: "192.168.100.0/24".into(),
+            local_subnet: "10.0.0.0/8,172.16.0.0/16".into(),
+            proto,
+            cipher,
+            port: 1195,
+            compress,
+            enable_multi_factor_auth: false,
+            idaas_instance_id: String::new(),
+            idaas_region_id: String::new(),
+            created_ms: 0,
+            connections: 0,
+            ca_cert: "CA-PEM\n".into(),
+            ca_key: sealed.clone(),
+            server_cert: "SERVER-PEM".into(),
+            server_key: sealed,
+            revoked: vec![Revoked { id: "vsc-1".into(), serial: 9, revoked_ms: 0 }],
+            crl: "CRL-PEM".into(),
+            crl_number: 1,
+        }
+    }
+
+    #[test]
+    fn the_client_profile_follows_the_server() {
+        let gw = VpnGateway { internet_ip: "198.18.0.7".into(), ..crate::actions::test_support::gateway() };
+        let p = client_profile(&server(SslProto::Udp, SslCipher::Aes128Cbc, false), &gw, "CERT", "KEY");
+        for l in ["client", "proto udp", "remote 198.18.0.7 1195", "remote-cert-tls server", "cipher AES-128-CBC"] {
+            assert!(p.lines().any(|x| x == l), "{l} in\n{p}");
+        }
+        assert!(p.contains("<ca>\nCA-PEM\n</ca>\n<cert>\nCERT\n</cert>\n<key>\nKEY\n</key>\n"), "{p}");
+        assert!(!p.contains("comp-lzo"));
+        let p = client_profile(&server(SslProto::Tcp, SslCipher::Aes256Cbc, true), &gw, "CERT", "KEY");
+        for l in ["proto tcp-client", "cipher AES-256-CBC", "data-ciphers AES-256-CBC", "comp-lzo"] {
+            assert!(p.lines().any(|x| x == l), "{l} in\n{p}");
+        }
+    }
+
+    #[test]
+    fn the_server_config_serves_the_pool_routes_and_crl() {
+        let c = server_config(&server(SslProto::Udp, SslCipher::Aes192Cbc, false), "KEY", 10);
+        for l in [
+            "port 1195",
+            "proto udp",
+            "server 192.168.100.0 255.255.255.0",
+            "push \"route 10.0.0.0 255.0.0.0\"",
+            "push \"route 172.16.0.0 255.255.0.0\"",
+            "max-clients 10",
+            "remote-cert-tls client",
+            "data-ciphers AES-192-CBC",
+        ] {
+            assert!(c.lines().any(|x| x == l), "{l} in\n{c}");
+        }
+        assert!(c.contains("<crl-verify>\nCRL-PEM\n</crl-verify>"), "{c}");
+        assert!(c.contains("<key>\nKEY\n</key>"), "{c}");
+    }
+}
