@@ -89,7 +89,8 @@ impl Simulated {
                 });
                 let pool = s.client_ip_pool;
                 let base = std::net::Ipv4Addr::from(u32::from(pool.network()) + 2);
-                let size = (1u64 << (32 - pool.prefix_len())).saturating_sub(4);
+                // As OpenVPN's subnet topology counts: the network, the server and broadcast out.
+                let size = (1u64 << (32 - pool.prefix_len())).saturating_sub(3);
                 say(format!("IFCONFIG POOL IPv4: base={base} size={size}"));
                 say(format!(
                     "Data Channel: cipher '{}', compression {}",

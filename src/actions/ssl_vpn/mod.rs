@@ -287,7 +287,8 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
     // Keys are made outside the store's writer: the CA first, then the server's certificate.
     let now = now_ms();
     let ca = pki::new_ca(&id, now)?;
-    let server = pki::issue(&ca.cert_pem, &ca.key_pem, pki::Role::Server, &format!("{id} server"), 1, now, 3650)?;
+    // Serial 1 is the CA's own; client certificates get random ones.
+    let server = pki::issue(&ca.cert_pem, &ca.key_pem, pki::Role::Server, &format!("{id} server"), 2, now, 3650)?;
     let mut s = SslVpnServer {
         id: id.clone(),
         account_id,
