@@ -58,6 +58,33 @@ pub struct Quotas {
     pub policy_routes: u64,
 }
 
+/// What one client connection may take (see `api::server`).
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// From a request's first byte to its complete head.
+    pub header: Duration,
+    /// Between requests on a kept-alive connection (and before the first).
+    pub idle: Duration,
+    /// From a request's head to its complete body.
+    pub body: Duration,
+    /// The largest body taken; a larger declared Content-Length is refused before it is read.
+    pub max_body: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 1024,
+            header: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            body: Duration::from_secs(30),
+            max_body: 1 << 20,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -78,6 +105,7 @@ pub struct Config {
     /// Whether national-standard (SM4/SM3) gateways can be created: the emulator takes them;
     /// strongSwan, which gateway mode runs, has no SM ciphers.
     pub national_standard: bool,
+    pub connections: ConnectionLimits,
 }
 
 impl Config {
@@ -108,6 +136,7 @@ impl Config {
             private_pool: "172.16.0.0/12".parse().expect("valid"),
             vpcs: None,
             national_standard: true,
+            connections: ConnectionLimits::default(),
         }
     }
 }

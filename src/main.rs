@@ -143,6 +143,22 @@ struct ServeArgs {
     /// Gateway mode: gateway namespaces are named PREFIX + the gateway's ID.
     #[arg(long, env = "GATEHOUSE_NETNS_PREFIX", default_value = "gh-")]
     netns_prefix: String,
+    /// Connections open at once; beyond, new ones are closed at once (default: the descriptor
+    /// limit, raised to its hard limit at start, less 128 kept for the store and data plane).
+    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// How long a request's head may take from its first byte (ms).
+    #[arg(long, env = "GATEHOUSE_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// How long a kept-alive connection may wait for its next request (ms).
+    #[arg(long, env = "GATEHOUSE_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+    /// How long a request's body may take to arrive after its head (ms).
+    #[arg(long, env = "GATEHOUSE_BODY_TIMEOUT_MS", default_value_t = 30_000)]
+    body_timeout_ms: u64,
+    /// The largest request body taken; a larger declared Content-Length gets 413 at once.
+    #[arg(long, env = "GATEHOUSE_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    max_body_bytes: usize,
     /// Gateway mode: the ESP implementation (default: the kernel's where it has ESP, else
     /// strongSwan's userspace kernel-libipsec).
     #[arg(long, env = "GATEHOUSE_ESP_BACKEND", value_enum)]
@@ -212,7 +228,13 @@ enum KeysCommand {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Whatever Gatehouse writes (the store, keys, gateway-mode configuration and logs) is the
+    // operator's alone, whatever umask it was started with.
+    // SAFETY: umask only swaps the process's file-mode mask; no memory is involved.
+    unsafe { libc::umask(0o077) };
     tracing_subscriber::fmt()
+        // Colour only for a person at a terminal, never into a file or a pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "gatehouse=info".into()),
         )
@@ -247,6 +269,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.quotas.destination_routes = args.quota_destination_routes;
     config.quotas.policy_routes = args.quota_policy_routes;
     config.rate_limit = args.rate_limit;
+    let descriptors = api::server::raise_descriptor_limit();
+    config.connections = gatehouse::config::ConnectionLimits {
+        max_connections: args.max_connections.unwrap_or_else(|| api::server::default_max_connections(descriptors)),
+        header: Duration::from_millis(args.header_timeout_ms),
+        idle: Duration::from_millis(args.idle_timeout_ms),
+        body: Duration::from_millis(args.body_timeout_ms),
+        max_body: args.max_body_bytes,
+    };
     config.public_pool = args.public_pool;
     config.private_pool = args.private_pool;
     if !args.regions.is_empty() {
@@ -300,7 +330,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let workers = tokio::spawn(reconciler.run(events_rx, stop_rx));
     println!("gatehouse listening on http://{addr}");
     tracing::info!(%addr, "serving");
-    axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown()).await?;
+    let limits = app.config.connections;
+    tracing::info!(max_connections = limits.max_connections, descriptors, "connection limits");
+    api::server::serve(listener, api::router(app), limits, shutdown()).await;
     // Daemons keep running: a restarted Gatehouse adopts them.
     let _ = stop_tx.send(true);
     plane.shutdown().await;

@@ -118,11 +118,13 @@ pub async fn untag_resources(ctx: Ctx) -> ApiResult<Body> {
     let all = ctx.params.bool("All")?.unwrap_or(false);
     let account_id = ctx.account_id;
     ctx.write_once(move |tx| {
+        // As TagResources: every resource must be the caller's, in the region, or nothing changes.
         for id in &ids {
-            // Like the real service, resources that do not exist (here) are passed over.
             if tx.get(kind, account_id, id)?.is_none_or(|r| r.region_id != region.id) {
-                continue;
+                return Err(resource_not_found(id));
             }
+        }
+        for id in &ids {
             if !keys.is_empty() {
                 tx.remove_tags(kind, account_id, id, Some(&keys))?;
             } else if all {

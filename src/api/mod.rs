@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 pub mod params;
 pub mod render;
+pub mod server;
 
 use std::sync::Arc;
 
@@ -32,9 +33,26 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new().route("/", any(handle)).with_state(app)
 }
 
-async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
     let query = uri.query().map(|q| auth::decode_form(q.as_bytes())).unwrap_or_default();
+    let body = match read_body(&app.config.connections, &headers, body).await {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::debug!(request_id, code = e.code, "request body refused");
+            let format = Format::from_param(Params::merged(&query, &[]).get("Format"));
+            let mut response = render::error(format, &request_id, &e);
+            // What is left of the body is not worth reading: the connection goes.
+            response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            return response;
+        }
+    };
     let body_params = if is_form(&headers, &body) { auth::decode_form(&body) } else { Vec::new() };
     let params = Params::merged(&query, &body_params);
     let format = Format::from_param(params.get("Format"));
@@ -56,6 +74,35 @@ async fn handle(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: 
             }
             render::error(format, &request_id, &e)
         }
+    }
+}
+
+/// The request body within the connection limits: a declared `Content-Length` over `max_body`
+/// is refused before any of it is read (413), a body that has not all arrived within `body` is
+/// cut off (408).
+async fn read_body(
+    limits: &crate::config::ConnectionLimits,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult<Bytes> {
+    use http_body_util::BodyExt;
+    let too_large = || {
+        ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("The request body is larger than {} bytes.", limits.max_body),
+        )
+    };
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(limits.body, http_body_util::Limited::new(body, limits.max_body).collect()).await {
+        Err(_) => Err(ApiError::new(408, "RequestTimeout", "The request body did not arrive in time.")),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(e)) => Err(ApiError::bad_request("InvalidRequest", format!("The request body could not be read: {e}"))),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
 }
 

@@ -179,8 +179,10 @@ pub struct Page {
 }
 
 impl Page {
+    /// Where the page starts. Client numbers can be anything up to u64::MAX: past the end of any
+    /// list it saturates (an empty page), never wraps round to another page.
     pub fn offset(&self) -> u64 {
-        (self.number - 1) * self.size
+        (self.number - 1).saturating_mul(self.size)
     }
 }
 
@@ -282,6 +284,9 @@ mod tests {
         assert_eq!(p(&[("PageNumber", "3"), ("PageSize", "50")]).page(50).unwrap().offset(), 100);
         assert!(p(&[("PageSize", "51")]).page(50).is_err());
         assert!(p(&[("PageNumber", "0")]).page(50).is_err());
+        // Huge page numbers are past the end, not another page.
+        assert_eq!(p(&[("PageNumber", "4611686018427387905"), ("PageSize", "4")]).page(50).unwrap().offset(), u64::MAX);
+        assert_eq!(p(&[("PageNumber", "9223372036854775807")]).page(50).unwrap().offset(), u64::MAX);
     }
 
     #[test]

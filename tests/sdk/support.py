@@ -128,7 +128,11 @@ class Creds:
 class GatehouseServer:
     """One ``gatehouse serve`` process (restartable on the same data dir)."""
 
-    def __init__(self, data_dir: Path, args: Iterable[str] = (), env: dict | None = None, name: str = "server"):
+    def __init__(self, data_dir: Path, args: Iterable[str] = (), env: dict | None = None, name: str = "server",
+                 preexec: Callable[[], None] | None = None):
+        """``preexec`` runs in the child before exec (after the parent-death signal is set): to
+        lower its resource limits or set its umask, say."""
+        self.preexec = preexec
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.args = [str(a) for a in args]
@@ -146,6 +150,11 @@ class GatehouseServer:
         self.port: int | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.{name}.log"
         self._starts = 0
+
+    def _preexec(self) -> None:
+        _die_with_parent()
+        if self.preexec is not None:
+            self.preexec()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -165,7 +174,7 @@ class GatehouseServer:
             stderr=log,
             env=self.env,
             cwd=str(self.data_dir.parent),
-            preexec_fn=_die_with_parent,
+            preexec_fn=self._preexec,
         )
         lines: "queue.Queue[bytes | None]" = queue.Queue()
 

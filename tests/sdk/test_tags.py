@@ -143,6 +143,11 @@ def test_unknown_resource(api):
     gw = create_gateway(api)["VpnGatewayId"]
     expect_error(lambda: tag(api, [gw, missing], {"a": "b"}), 404, "InvalidResourceId.NotFound")
     assert gw_tags(api, gw) == {}
+    # UnTagResources answers the same way, and changes nothing when any id is unknown.
+    tag(api, [gw], {"a": "b"})
+    expect_error(lambda: untag(api, [missing], keys=["a"]), 404, "InvalidResourceId.NotFound")
+    expect_error(lambda: untag(api, [gw, missing], keys=["a"]), 404, "InvalidResourceId.NotFound")
+    assert gw_tags(api, gw) == {"a": "b"}
 
 
 @pytest.mark.parametrize("key", ["", "aliyun", "aliyunKey", "acs:key", "http://x", "https://x", "ahttp://x",
@@ -245,10 +250,7 @@ def test_other_account_cannot_tag(server, root, kind, new_account):
         visible = set()
     assert visible == set()
     assert all(b[0] != gw for b in all_bindings(theirs, tags={"owner": None}))
-    try:
-        untag(theirs, [gw], all_=True)
-    except ApiError as e:
-        assert (e.status, e.code) == (404, "InvalidResourceId.NotFound"), e
+    expect_error(lambda: untag(theirs, [gw], all_=True), 404, "InvalidResourceId.NotFound")
     assert gw_tags(mine, gw) == {"owner": "me"}
 
 

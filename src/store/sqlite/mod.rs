@@ -28,11 +28,28 @@ pub struct SqliteStore {
     writes: Mutex<mpsc::Sender<(Durability, WriteFn)>>,
 }
 
+/// The data directory (0700) and the database (0600) are the operator's alone, whatever the
+/// umask: they hold names, addresses and topology. SQLite gives its `-wal` and `-shm` files the
+/// database's mode; existing ones are tightened too.
+fn private_files(data_dir: &Path, db: &Path) -> std::io::Result<()> {
+    use std::fs::{set_permissions, DirBuilder, OpenOptions, Permissions};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    DirBuilder::new().recursive(true).mode(0o700).create(data_dir)?;
+    set_permissions(data_dir, Permissions::from_mode(0o700))?;
+    OpenOptions::new().create(true).append(true).mode(0o600).open(db)?;
+    for file in [db.to_path_buf(), db.with_extension("db-wal"), db.with_extension("db-shm")] {
+        if file.exists() {
+            set_permissions(&file, Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) `<data_dir>/gatehouse.db`, migrates it and starts the writer.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join("gatehouse.db");
+        private_files(data_dir, &path)?;
         let mut conn = Connection::open(&path)?;
         // The writer never checkpoints (that would stall every queued request behind it); a
         // background thread copies the WAL back into the database instead.
@@ -312,8 +329,9 @@ impl Tx for SqliteTx<'_> {
         let sql = match q.limit {
             // Skip through the index alone, then read only the rows of the page.
             Some(limit) => {
-                args.push(Value::Integer(limit as i64));
-                args.push(Value::Integer(q.offset as i64));
+                // SQLite's numbers are i64: anything beyond is past every list anyway.
+                args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+                args.push(Value::Integer(i64::try_from(q.offset).unwrap_or(i64::MAX)));
                 format!(
                     "SELECT {RECORD_COLUMNS} FROM resources WHERE seq IN \
                      (SELECT r.seq FROM resources r WHERE {filter} ORDER BY r.seq DESC LIMIT ? OFFSET ?) \
