@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproducible benchmark (not a test): starts a release server on loopback with a fresh data
 # directory, seeds it, and drives it with `gatehouse-bench`. Results go to stdout; BENCHMARKS.md
-# records them. Usage: scripts/bench.sh [seconds-per-run] [all|ssl]  (ssl: only the SSL-VPN part)
+# records them. Usage: scripts/bench.sh [seconds-per-run] [all|ssl|idle]  (ssl, idle: only that part)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -105,6 +105,26 @@ echo "RSS after load: $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"
 
 fi
 
+# Reads beside 1 000 idle keep-alive connections (a client holding connections open must not
+# slow the others): the same DescribeVpnGateway run without and with them.
+if [ "$part" = all ] || [ "$part" = idle ]; then
+  gw=$(py 'print(api("CreateVpnGateway", VpcId="vpc-bench-idle", Bandwidth=10)["VpnGatewayId"])')
+  echo "== DescribeVpnGateway ($gw), plain"
+  bench --action DescribeVpnGateway --param "VpnGatewayId=$gw" --duration "${secs}s" --connections 8
+  python3 - "$port" "$((secs + 20))" >"$data/idle.out" 2>&1 <<'PY' &
+import socket, sys, time
+held = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(1000)]
+print(f"holding {len(held)} idle connections", flush=True)
+time.sleep(float(sys.argv[2]))
+PY
+  holder=$!
+  for _ in $(seq 1 100); do grep -q holding "$data/idle.out" 2>/dev/null && break; sleep 0.1; done
+  echo "== DescribeVpnGateway ($gw) beside $(grep -o 'holding [0-9]*' "$data/idle.out" | cut -d' ' -f2) idle connections"
+  bench --action DescribeVpnGateway --param "VpnGatewayId=$gw" --duration "${secs}s" --connections 8
+  kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null || true
+fi
+
+if [ "$part" = all ] || [ "$part" = ssl ]; then
 # SSL-VPN client certificates: 200 gateways with SSL-VPN (SslConnections=20, so 20 certificates
 # each), a server on each. Every CreateSslVpnClientCert makes a P-256 key pair and signs a
 # certificate, then the gateway applies it (`updating` -> `active`, which --wait-active waits for:
@@ -126,4 +146,5 @@ bench --action CreateSslVpnClientCert --param-file "VpnGatewayId=$data/sslgws" -
 cert=$(py 'print(api("DescribeSslVpnClientCerts", PageSize=1)["SslVpnClientCertKeys"]["SslVpnClientCertKey"][0]["SslVpnClientCertId"])')
 echo "== DescribeSslVpnClientCert ($cert: certificate, key and OpenVPN profile)"
 bench --action DescribeSslVpnClientCert --param "SslVpnClientCertId=$cert" --duration "${secs}s" --connections 8
+fi
 echo "RSS at the end: $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"
