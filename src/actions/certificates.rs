@@ -226,17 +226,24 @@ pub async fn list(ctx: Ctx) -> ApiResult<Body> {
     let p = &ctx.params;
     let page = p.token_page(20)?;
     let kind = p.enumeration("CertificateType", CertificateType::NAMES)?.and_then(CertificateType::from_wire);
+    // The SDKs send these as lists (`VpnGatewayId.1`); a plain value is taken too.
+    let either = |name: &str| -> ApiResult<Vec<String>> {
+        let mut values = p.list(name, 20)?;
+        values.extend(p.str(name));
+        Ok(values)
+    };
+    let (gateways, certs) = (either("VpnGatewayId")?, either("CertificateId")?);
     let query = ListQuery {
         kind: VpnCertificateAssociation::KIND,
         account_id: ctx.account_id,
         region_id: Some(region.id),
-        parent_id: p.str("VpnGatewayId"),
-        refers_to: p.str("CertificateId").map(|c| format!("cert:{c}")).into_iter().collect(),
+        refers_to: certs.iter().map(|c| format!("cert:{c}")).collect(),
         ..Default::default()
     };
     ctx.store().read(|tx| {
         let mut all: Vec<VpnCertificateAssociation> = tx.list_as(&query)?;
         all.retain(|a| kind.is_none_or(|k| a.certificate_type == k));
+        all.retain(|a| gateways.is_empty() || gateways.contains(&a.vpn_gateway_id));
         // Newest first, as the real service lists them.
         all.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then_with(|| a.id.cmp(&b.id)));
         let items = all.iter().skip(page.offset).take(page.max).map(|a| a.describe()).collect();

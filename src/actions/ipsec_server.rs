@@ -194,20 +194,10 @@ impl Settings {
         }
         let pool: Ipv4Net = s.client_ip_pool.parse().map_err(|_| ApiError::internal("stored ClientIpPool"))?;
         check_pool(pool, &s.local_subnets(), 16..=29)?;
-        // Both remote-access servers hand out addresses: their pools must not meet.
-        if let Some(ssl) = ssl_vpn::of_gateway(tx, gw)? {
-            if let Ok(other) = ssl.client_ip_pool.parse::<Ipv4Net>() {
-                if other.contains(&pool.network()) || pool.contains(&other.network()) {
-                    return Err(ApiError::bad_request(
-                        "InvalidParameter.ClientIpPoolConflict",
-                        format!(
-                            "The client CIDR block {pool} overlaps the SSL-VPN server's client CIDR block {other}."
-                        ),
-                    ));
-                }
-            }
+        match ssl_vpn::of_gateway(tx, gw)? {
+            Some(ssl) => ssl_vpn::check_pools_apart(&s.client_ip_pool, &ssl.client_ip_pool, "SSL-VPN server"),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

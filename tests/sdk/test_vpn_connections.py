@@ -24,6 +24,7 @@ import itertools
 import json
 import random
 import re
+import subprocess
 import threading
 import urllib.parse
 from dataclasses import dataclass
@@ -785,12 +786,22 @@ def test_bgp_rules(api, kind):
     assert describe(api, vco["VpnConnectionId"])["VpnBgpConfig"]["EnableBgp"] == "false"
 
 
-def test_national_standard_certificate(api):
+def test_national_standard_certificate(api, server, tmp_path):
     ns = active_gateway(api, VpnType="NationalStandard")["VpnGatewayId"]
     std = active_gateway(api)["VpnGatewayId"]
     cgw = new_cgw(api)
     cert = "-----BEGIN CERTIFICATE----- MIIB7zCCAZWgAwIBAgIJAKJxCQK2n -----END CERTIFICATE-----"
     subject = json.dumps({"RemoteId": "CN=test,OU=test,O=test,C=CHN"})
+    # A national-standard gateway negotiates with its own certificates: none associated, no connection.
+    expect_error(lambda: create(api, ns, cgw, IkeConfig=subject, RemoteCaCertificate=cert, wait=False), 400,
+                 "OperationFailed.MissCertificate")
+    pem = tmp_path / "gw.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-subj", "/CN=gateway", "-days", "30", "-keyout", str(tmp_path / "gw.key"), "-out", str(pem)],
+                   check=True, capture_output=True, timeout=30)
+    cert_id = server.cli("certificates", "add", str(pem), "--region", support.REGION).stdout.split()[-1]
+    api.call("AssociateVpnGatewayWithCertificate",
+             {"VpnGatewayId": ns, "CertificateType": "Signature", "CertificateId": cert_id})
     # The RemoteId of a national-standard connection is the certificate's subject: required.
     expect_error(lambda: create(api, ns, cgw, RemoteCaCertificate=cert, wait=False), 400, "MissingParam.RemoteId")
     expect_error(lambda: create(api, ns, cgw, IkeConfig=subject, wait=False), 400, "MissingRemoteCaCertificate")

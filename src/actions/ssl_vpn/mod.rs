@@ -198,6 +198,18 @@ pub fn check_pool(pool: Ipv4Net, local: &[Ipv4Net], masks: std::ops::RangeInclus
     Ok(())
 }
 
+/// Both remote-access servers of a gateway hand out addresses: their pools must not meet.
+pub fn check_pools_apart(pool: &str, other: &str, other_server: &str) -> ApiResult<()> {
+    let (Ok(a), Ok(b)) = (pool.parse::<Ipv4Net>(), other.parse::<Ipv4Net>()) else { return Ok(()) };
+    if a.contains(&b.network()) || b.contains(&a.network()) {
+        return Err(ApiError::bad_request(
+            "InvalidParameter.ClientIpPoolConflict",
+            format!("The client CIDR block {a} overlaps the {other_server}'s client CIDR block {b}."),
+        ));
+    }
+    Ok(())
+}
+
 /// The settings Create takes and Modify changes, parsed up front (outside the transaction).
 struct Settings {
     name: Option<String>,
@@ -322,6 +334,9 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
         if of_gateway(tx, &gw)?.is_some() {
             return Err(ApiError::bad_request("Resource.QuotaFull", "The quota of resource is full"));
         }
+        if let Some(i) = super::ipsec_server::of_gateway(tx, &gw)? {
+            check_pools_apart(&s.client_ip_pool, &i.client_ip_pool, "IPsec server")?;
+        }
         vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay.as_millis() as i64)?;
         tx.insert_as(&s)?;
         Ok(object(json!({"SslVpnServerId": s.id, "Name": s.name})))
@@ -339,6 +354,9 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
         let mut gw = vpn_gateways::find(tx, account_id, &region.id, &s.vpn_gateway_id, 404)?;
         let before = s.clone();
         settings.apply(&mut s)?;
+        if let Some(i) = super::ipsec_server::of_gateway(tx, &gw)? {
+            check_pools_apart(&s.client_ip_pool, &i.client_ip_pool, "IPsec server")?;
+        }
         if s != before {
             vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay.as_millis() as i64)?;
             tx.update_as(&s)?;
@@ -400,7 +418,8 @@ pub fn server_config(tx: &dyn Tx, key: &MasterKey, account_id: i64, id: &str) ->
     })?;
     let gw =
         tx.get_as::<VpnGateway>(account_id, &s.vpn_gateway_id)?.ok_or_else(|| ApiError::internal("gateway gone"))?;
-    Ok(openvpn::server_config(&s, s.server_key.open(key)?.expose(), gw.ssl_connections))
+    let plan = plan(tx, key, &gw)?.ok_or_else(|| ApiError::internal("server gone"))?;
+    Ok(plan.openvpn_server_config(None))
 }
 
 /// Deletes a server; its certificates and its log go with it: they mean nothing without its CA.
