@@ -235,6 +235,7 @@ pub fn record_events(tx: &mut dyn Tx, events: &[Event]) -> ApiResult<()> {
                 (t.status, t.status_seq) = (*status, *seq);
                 tx.update_as(&conn)?;
             }
+            Event::SslVpn { account_id, report, .. } => ssl_vpn::record(tx, *account_id, report)?,
             Event::Health { account_id, connection_id, status, .. } => {
                 let Some(mut conn) = tx.get_as::<VpnConnection>(*account_id, connection_id)? else { continue };
                 if conn.state == ConnectionState::Deleting || conn.health_status == *status {

@@ -276,6 +276,12 @@ pub enum Event {
         connection_id: String,
         status: HealthStatus,
     },
+    /// The SSL-VPN server's clients or log changed.
+    SslVpn {
+        account_id: i64,
+        gateway_id: String,
+        report: SslVpnReport,
+    },
 }
 
 /// The next `TunnelReport::seq`: wall-clock nanoseconds, strictly increasing within a process,

@@ -178,13 +178,18 @@ charon-systemd {{
     /// Stops this gateway's charon: TERM (it deletes its SAs with the peers), then KILL.
     pub async fn stop(&self) {
         let Some(pid) = self.running_pid().await else { return };
-        signal(pid, "TERM").await;
-        if !exited(pid, Duration::from_secs(3)).await {
-            signal(pid, "KILL").await;
-            // Until it is gone it holds the namespace (and the ports of its addresses).
-            exited(pid, Duration::from_secs(2)).await;
-        }
+        stop_process(pid).await;
         let _ = std::fs::remove_file(self.pid_path());
+    }
+}
+
+/// Stops a daemon of ours: TERM, then KILL if it is still there after 3 s; returns once it is
+/// gone (until then it holds its namespace and its ports), or after 2 s more.
+pub async fn stop_process(pid: u32) {
+    signal(pid, "TERM").await;
+    if !exited(pid, Duration::from_secs(3)).await {
+        signal(pid, "KILL").await;
+        exited(pid, Duration::from_secs(2)).await;
     }
 }
 

@@ -14,6 +14,7 @@
 mod charon;
 mod health;
 mod links;
+mod openvpn;
 mod routes;
 mod vici;
 
@@ -86,6 +87,16 @@ struct Gateway {
     /// The supervisor task, awaited when the gateway goes (so it cannot start a charon after).
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
     health: health::Prober,
+    /// The SSL-VPN server, and what of it was last reported.
+    openvpn: openvpn::OpenVpn,
+    ssl_seen: Mutex<SslSeen>,
+}
+
+/// How far the SSL-VPN server's log has been reported, and its clients then.
+#[derive(Default)]
+struct SslSeen {
+    log_offset: u64,
+    connections: u32,
 }
 
 impl Netns {
@@ -139,7 +150,9 @@ impl Netns {
             apply_lock: tokio::sync::Mutex::new(()),
             stop: watch::channel(false).0,
             supervisor: Mutex::new(None),
-            health: health::Prober::new(ns, plan.account_id, plan.gateway_id.clone(), self.events.clone()),
+            health: health::Prober::new(ns.clone(), plan.account_id, plan.gateway_id.clone(), self.events.clone()),
+            openvpn: openvpn::OpenVpn::new(&c.dir.join(&plan.gateway_id), ns),
+            ssl_seen: Mutex::new(SslSeen::default()),
         });
         let mut gateways = self.gateways.lock().expect("gateways");
         // Another apply may have won the race: keep the first.
@@ -147,6 +160,7 @@ impl Netns {
             return Ok(existing.clone());
         }
         gateways.insert(plan.gateway_id.clone(), gw.clone());
+        tokio::spawn(watch_ssl_vpn(gw.clone(), self.events.clone()));
         let task = tokio::spawn(supervise(gw.clone(), c.backend, self.events.clone()));
         *gw.supervisor.lock().expect("supervisor") = Some(task);
         Ok(gw)
@@ -182,22 +196,26 @@ impl DataPlane for Netns {
                 ConnectionReport::without_bgp(c, |t| sas.status(t), health, errors.get(&c.id).cloned())
             })
             .collect();
-        // Remote access (OpenVPN, charon's IKEv2 server) comes with its own drivers; until then
-        // the servers do not run here, and say so.
-        let not_run = "remote access does not run in this data plane yet".to_string();
-        Ok(GatewayReport {
-            connections: report,
-            ssl_vpn: plan.ssl_vpn.as_ref().map(|s| SslVpnReport {
-                id: s.id.clone(),
-                error: Some(not_run.clone()),
-                ..Default::default()
-            }),
-            ipsec_server: plan.ipsec_server.as_ref().map(|s| IpsecServerReport {
-                id: s.id.clone(),
-                error: Some(not_run.clone()),
-                ..Default::default()
-            }),
-        })
+        let ssl_vpn = match &plan.ssl_vpn {
+            Some(s) => {
+                let local = plan.public_ips.first().copied().unwrap_or(plan.intranet_ip);
+                let error = gw.openvpn.apply(s, local).await.err().map(|e| e.to_string());
+                Some(SslVpnReport { error, ..ssl_vpn_news(&gw, &s.id, true).await.unwrap_or_default() })
+            }
+            None => {
+                gw.openvpn.stop().await;
+                *gw.ssl_seen.lock().expect("ssl") = SslSeen::default();
+                None
+            }
+        };
+        // charon's IKEv2 remote-access server comes with its own driver; until then the IPsec
+        // server does not run here, and says so.
+        let ipsec_server = plan.ipsec_server.as_ref().map(|s| IpsecServerReport {
+            id: s.id.clone(),
+            error: Some("the IPsec server does not run in this data plane yet".into()),
+            ..Default::default()
+        });
+        Ok(GatewayReport { connections: report, ssl_vpn, ipsec_server })
     }
 
     async fn remove(&self, gateway_id: &str) -> Result<(), DataPlaneError> {
@@ -214,6 +232,7 @@ impl DataPlane for Netns {
         let dir = self.config.dir.join(gateway_id);
         let charon = charon::Charon::new(dir.clone(), ns.clone());
         charon.stop().await;
+        openvpn::OpenVpn::new(&dir, ns.clone()).stop().await;
         links::remove_namespace(&ns).await?;
         let _ = std::fs::remove_file(&charon.socket);
         let _ = std::fs::remove_dir_all(&dir);
@@ -474,6 +493,52 @@ async fn supervise(gw: Arc<Gateway>, backend: EspBackend, events: UnboundedSende
         tracing::warn!(gateway = gw.id, pid, "charon exited; restarting it");
         let _ = report_changes(&gw, &events, "charon exited", |_| TunnelStatus::IkeSaNotEstablished);
         wait(&mut stop, &mut backoff).await;
+    }
+}
+
+/// What the SSL-VPN server has to say since it was last asked: its new log lines and its clients.
+/// None when nothing changed (unless `always`).
+async fn ssl_vpn_news(gw: &Gateway, id: &str, always: bool) -> Option<SslVpnReport> {
+    let connections = gw.openvpn.connections().await;
+    let offset = gw.ssl_seen.lock().expect("ssl").log_offset;
+    let (log, offset) = gw.openvpn.log_since(offset);
+    let mut seen = gw.ssl_seen.lock().expect("ssl");
+    let changed = !log.is_empty() || seen.connections != connections;
+    *seen = SslSeen { log_offset: offset, connections };
+    (changed || always).then(|| SslVpnReport { id: id.to_string(), connections, log, error: None })
+}
+
+/// How often the SSL-VPN server is looked at between applies.
+const SSL_WATCH: Duration = Duration::from_secs(2);
+
+/// Keeps the gateway's SSL-VPN server running (a dead openvpn is started again with the last
+/// plan) and reports its clients and log as they change.
+async fn watch_ssl_vpn(gw: Arc<Gateway>, events: UnboundedSender<Event>) {
+    let mut stop = gw.stop.subscribe();
+    let mut tick = tokio::time::interval(SSL_WATCH);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let (plan, local) = {
+            let plan = gw.plan.lock().expect("plan");
+            let Some(p) = plan.as_ref() else { continue };
+            (p.ssl_vpn.clone(), p.public_ips.first().copied())
+        };
+        let (Some(plan), Some(local)) = (plan, local) else { continue };
+        {
+            let _serial = gw.apply_lock.lock().await;
+            if gw.openvpn.running_pid().await.is_none() {
+                tracing::warn!(gateway = gw.id, "openvpn is not running; starting it");
+                if let Err(e) = gw.openvpn.apply(&plan, local).await {
+                    tracing::error!(gateway = gw.id, error = %e, "starting openvpn failed");
+                }
+            }
+        }
+        if let Some(report) = ssl_vpn_news(&gw, &plan.id, false).await {
+            let _ = events.send(Event::SslVpn { account_id: gw.account_id, gateway_id: gw.id.clone(), report });
+        }
     }
 }
 

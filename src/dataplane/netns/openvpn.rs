@@ -1,0 +1,197 @@
+//! The gateway's SSL-VPN server: one `openvpn` process in the gateway's namespace, in
+//! `<gateway dir>/openvpn/`: `server.conf` (certificates inline), `crl.pem`, `openvpn.pid`
+//! (written by Gatehouse), `management.sock`, `openvpn.log`.
+//!
+//! OpenVPN cannot change a server option at runtime, so a changed configuration restarts the
+//! process (clients reconnect by themselves). The CRL is a file OpenVPN reads at every
+//! connection: a revocation rewrites it in place and drops the revoked clients over the
+//! management socket, without a restart. Online clients come from `status 3`; the log from
+//! `openvpn.log`, read on from where it was last read.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::process::Command;
+
+use super::charon::{alive, stop_process};
+use super::links;
+use crate::dataplane::remote_access::{LogLine, OpenVpnFiles, SslVpnPlan};
+use crate::dataplane::DataPlaneError;
+
+/// How long a management exchange may take.
+const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct OpenVpn {
+    dir: PathBuf,
+    ns: String,
+}
+
+fn io_err(what: &str, e: impl std::fmt::Display) -> DataPlaneError {
+    DataPlaneError::new(format!("{what}: {e}"))
+}
+
+impl OpenVpn {
+    pub fn new(gateway_dir: &Path, ns: String) -> Self {
+        OpenVpn { dir: gateway_dir.join("openvpn"), ns }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The PID of this gateway's openvpn if one runs: recorded by us, alive, in the namespace.
+    pub async fn running_pid(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(self.path("openvpn.pid")).ok()?.trim().parse().ok()?;
+        alive(pid).then_some(())?;
+        (links::namespace_of(pid).await.as_deref() == Some(self.ns.as_str())).then_some(pid)
+    }
+
+    /// Brings the server to `plan` on `local`: started if it is not running, restarted if its
+    /// configuration changed; a changed CRL is swapped in and the revoked clients dropped.
+    pub async fn apply(&self, plan: &SslVpnPlan, local: std::net::Ipv4Addr) -> Result<(), DataPlaneError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| io_err(&self.dir.display().to_string(), e))?;
+        let conf = plan.openvpn_server_config(Some(&OpenVpnFiles { dir: &self.dir, local }));
+        let crl_changed = std::fs::read_to_string(self.path("crl.pem")).ok().as_deref() != Some(plan.crl.as_str());
+        if crl_changed {
+            // Atomically: OpenVPN may be reading it for a connection right now.
+            let tmp = self.path("crl.pem.new");
+            std::fs::write(&tmp, &plan.crl).map_err(|e| io_err("writing crl.pem", e))?;
+            std::fs::rename(&tmp, self.path("crl.pem")).map_err(|e| io_err("replacing crl.pem", e))?;
+        }
+        let running = self.running_pid().await;
+        let same = std::fs::read_to_string(self.path("server.conf")).ok().as_deref() == Some(conf.as_str());
+        match running {
+            Some(_) if same => {
+                if crl_changed {
+                    for c in &plan.revoked {
+                        let _ = self.management(&format!("kill {}", c.id)).await;
+                    }
+                }
+                Ok(())
+            }
+            Some(pid) => {
+                stop_process(pid).await;
+                self.start(&conf).await
+            }
+            None => self.start(&conf).await,
+        }
+    }
+
+    async fn start(&self, conf: &str) -> Result<(), DataPlaneError> {
+        std::fs::write(self.path("server.conf"), conf).map_err(|e| io_err("writing server.conf", e))?;
+        let _ = std::fs::remove_file(self.path("management.sock"));
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "openvpn", "--config"])
+            .arg(self.path("server.conf"))
+            .current_dir(&self.dir)
+            // Log times in UTC, which is how they are read back.
+            .env("TZ", "UTC")
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| io_err("starting openvpn", e))?;
+        let pid = child.id().ok_or_else(|| DataPlaneError::new("openvpn exited at once"))?;
+        std::fs::write(self.path("openvpn.pid"), format!("{pid}\n")).map_err(|e| io_err("writing openvpn.pid", e))?;
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        // Up once its management socket answers (a bad configuration exits at once instead).
+        for _ in 0..100 {
+            if !alive(pid) {
+                let tail = self.log_tail(600);
+                return Err(DataPlaneError::new(format!("openvpn exited at start: {tail}")));
+            }
+            if self.management("state").await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(DataPlaneError::new("openvpn's management socket did not answer within 5 s"))
+    }
+
+    /// Stops the server and forgets its files.
+    pub async fn stop(&self) {
+        if let Some(pid) = self.running_pid().await {
+            stop_process(pid).await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// One management command; its answer lines up to `END` (or the one `SUCCESS:`/`ERROR:` line).
+    async fn management(&self, command: &str) -> Result<Vec<String>, DataPlaneError> {
+        let exchange = async {
+            let stream =
+                UnixStream::connect(self.path("management.sock")).await.map_err(|e| io_err("management", e))?;
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            // OpenVPN ignores what is sent before its greeting.
+            lines.next_line().await.map_err(|e| io_err("management", e))?;
+            write.write_all(format!("{command}\n").as_bytes()).await.map_err(|e| io_err("management", e))?;
+            let mut out = Vec::new();
+            while let Some(line) = lines.next_line().await.map_err(|e| io_err("management", e))? {
+                if line.starts_with(">INFO") || line.starts_with(">LOG") {
+                    continue;
+                }
+                let done = line == "END" || line.starts_with("SUCCESS:") || line.starts_with("ERROR:");
+                out.push(line);
+                if done {
+                    break;
+                }
+            }
+            Ok(out)
+        };
+        tokio::time::timeout(MANAGEMENT_TIMEOUT, exchange)
+            .await
+            .map_err(|_| DataPlaneError::new("openvpn's management socket did not answer"))?
+    }
+
+    /// Clients connected now.
+    pub async fn connections(&self) -> u32 {
+        match self.management("status 3").await {
+            Ok(lines) => lines.iter().filter(|l| l.starts_with("CLIENT_LIST\t")).count() as u32,
+            Err(_) => 0,
+        }
+    }
+
+    /// The log lines written since byte `offset`, and the offset after them (a log that was
+    /// started again from scratch is read from its beginning).
+    pub fn log_since(&self, offset: u64) -> (Vec<LogLine>, u64) {
+        let Ok(text) = std::fs::read(self.path("openvpn.log")) else { return (Vec::new(), 0) };
+        let start = if (text.len() as u64) < offset { 0 } else { offset as usize };
+        // Only whole lines: a line being written is read next time.
+        let end = text[start..].iter().rposition(|b| *b == b'\n').map_or(start, |i| start + i + 1);
+        let lines = String::from_utf8_lossy(&text[start..end]).lines().filter_map(parse_log_line).collect();
+        (lines, end as u64)
+    }
+
+    fn log_tail(&self, max: usize) -> String {
+        let text = std::fs::read_to_string(self.path("openvpn.log")).unwrap_or_default();
+        text[text.len().saturating_sub(max)..].trim().to_string()
+    }
+}
+
+/// `2026-11-22 01:38:23 message` (UTC, OpenVPN's `log-append` format) as a log line.
+fn parse_log_line(line: &str) -> Option<LogLine> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    let (stamp, message) = (line.get(..19)?, line.get(20..)?);
+    let t = time::PrimitiveDateTime::parse(stamp, &fmt).ok()?.assume_utc();
+    Some(LogLine::openvpn(t.unix_timestamp() * 1_000_000, message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_are_read_in_utc_and_rewritten_as_the_api_shows_them() {
+        let l = parse_log_line("2022-02-28 14:05:51 MULTI: multi_create_instance called").unwrap();
+        assert_eq!(l.text, "Mon Feb 28 14:05:51 2022 us=0 MULTI: multi_create_instance called");
+        assert_eq!(l.ms, 1_646_057_151_000);
+        assert!(parse_log_line("not a log line").is_none());
+    }
+}
