@@ -236,6 +236,7 @@ pub fn record_events(tx: &mut dyn Tx, events: &[Event]) -> ApiResult<()> {
                 tx.update_as(&conn)?;
             }
             Event::SslVpn { account_id, report, .. } => ssl_vpn::record(tx, *account_id, report)?,
+            Event::IpsecServer { account_id, report, .. } => ipsec_server::record(tx, *account_id, report)?,
             Event::Health { account_id, connection_id, status, .. } => {
                 let Some(mut conn) = tx.get_as::<VpnConnection>(*account_id, connection_id)? else { continue };
                 if conn.state == ConnectionState::Deleting || conn.health_status == *status {

@@ -276,6 +276,12 @@ pub enum Event {
         connection_id: String,
         status: HealthStatus,
     },
+    /// The IPsec server's clients changed.
+    IpsecServer {
+        account_id: i64,
+        gateway_id: String,
+        report: IpsecServerReport,
+    },
     /// The SSL-VPN server's clients or log changed.
     SslVpn {
         account_id: i64,

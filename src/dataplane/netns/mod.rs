@@ -90,6 +90,8 @@ struct Gateway {
     /// The SSL-VPN server, and what of it was last reported.
     openvpn: openvpn::OpenVpn,
     ssl_seen: Mutex<SslSeen>,
+    /// The IPsec server's clients last reported.
+    server_clients: Mutex<Option<u32>>,
 }
 
 /// How far the SSL-VPN server's log has been reported, and its clients then.
@@ -153,6 +155,7 @@ impl Netns {
             health: health::Prober::new(ns.clone(), plan.account_id, plan.gateway_id.clone(), self.events.clone()),
             openvpn: openvpn::OpenVpn::new(&c.dir.join(&plan.gateway_id), ns),
             ssl_seen: Mutex::new(SslSeen::default()),
+            server_clients: Mutex::new(None),
         });
         let mut gateways = self.gateways.lock().expect("gateways");
         // Another apply may have won the race: keep the first.
@@ -208,12 +211,10 @@ impl DataPlane for Netns {
                 None
             }
         };
-        // charon's IKEv2 remote-access server comes with its own driver; until then the IPsec
-        // server does not run here, and says so.
-        let ipsec_server = plan.ipsec_server.as_ref().map(|s| IpsecServerReport {
-            id: s.id.clone(),
-            error: Some("the IPsec server does not run in this data plane yet".into()),
-            ..Default::default()
+        let ipsec_server = plan.ipsec_server.as_ref().map(|s| {
+            let online_clients = sas.established(vici::SERVER);
+            *gw.server_clients.lock().expect("clients") = Some(online_clients);
+            IpsecServerReport { id: s.id.clone(), online_clients, error: None }
         });
         Ok(GatewayReport { connections: report, ssl_vpn, ipsec_server })
     }
@@ -319,13 +320,31 @@ async fn load(
         );
         gw.loaded.lock().expect("loaded").insert(name.clone(), conn.clone());
     }
+    // The IPsec server: (re)loaded when it changed; with EffectImmediately its clients' SAs are
+    // torn down to negotiate again with the new settings.
+    if let (Some(s), Some(local)) = (&plan.ipsec_server, plan.public_ips.first()) {
+        let conn = vici::server_conn(s, *local, backend == EspBackend::Libipsec);
+        let old = gw.loaded.lock().expect("loaded").get(vici::SERVER).cloned();
+        if old.as_ref() != Some(&conn) {
+            vici::load_server(&mut client, s, &conn).await?;
+            if old.is_some() && s.effect_immediately {
+                vici::terminate(&mut client, vici::SERVER).await?;
+            }
+            gw.loaded.lock().expect("loaded").insert(vici::SERVER.to_string(), conn);
+        }
+    }
     // Whatever charon runs that the plan does not hold goes (also connections left from before).
     let mut gone: Vec<String> = vici::loaded_conns(&mut client).await?;
     gone.extend(gw.loaded.lock().expect("loaded").keys().cloned());
     gone.sort();
     gone.dedup();
-    for name in gone.into_iter().filter(|n| !wanted.contains_key(n)) {
-        vici::unload(&mut client, &name).await?;
+    let server_wanted = plan.ipsec_server.is_some();
+    for name in gone.into_iter().filter(|n| !wanted.contains_key(n) && !(server_wanted && n == vici::SERVER)) {
+        if name == vici::SERVER {
+            vici::unload_server(&mut client).await?;
+        } else {
+            vici::unload(&mut client, &name).await?;
+        }
         gw.loaded.lock().expect("loaded").remove(&name);
     }
     // Negotiate what takes effect now and was (re)loaded or asked to renegotiate, unless it is up
@@ -363,6 +382,7 @@ async fn refresh(gw: &Gateway, events: &UnboundedSender<Event>, cause: &str) {
             return;
         }
     };
+    report_server_clients(gw, events, sas.established(vici::SERVER));
     if report_changes(gw, events, cause, |t| sas.status(t)) {
         // Routes follow their tunnels (a standby takes over while the active one is down).
         let _serial = gw.apply_lock.lock().await;
@@ -372,6 +392,19 @@ async fn refresh(gw: &Gateway, events: &UnboundedSender<Event>, cause: &str) {
             tracing::warn!(gateway = gw.id, error = %e, "reprogramming routes failed");
         }
     }
+}
+
+/// Reports the IPsec server's clients when their number changed.
+fn report_server_clients(gw: &Gateway, events: &UnboundedSender<Event>, clients: u32) {
+    let Some(id) = gw.plan.lock().expect("plan").as_ref().and_then(|p| p.ipsec_server.as_ref().map(|s| s.id.clone()))
+    else {
+        return;
+    };
+    if gw.server_clients.lock().expect("clients").replace(clients) == Some(clients) {
+        return;
+    }
+    let report = IpsecServerReport { id, online_clients: clients, error: None };
+    let _ = events.send(Event::IpsecServer { account_id: gw.account_id, gateway_id: gw.id.clone(), report });
 }
 
 fn report_changes(

@@ -18,7 +18,9 @@ use futures_util::{pin_mut, TryStreamExt};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
+use crate::dataplane::remote_access::IpsecServerPlan;
 use crate::dataplane::{ConnectionPlan, DataPlaneError, IkeVersion, TunnelPlan, TunnelStatus};
+use crate::secret::Secret;
 
 /// DPD: probe an idle peer this often (IKEv2 declares it dead after the retransmissions set in
 /// strongswan.conf, IKEv1 after `DPD_TIMEOUT`).
@@ -101,6 +103,9 @@ pub struct Conn {
     #[serde(rename = "remote-1")]
     remote: Auth,
     pub children: BTreeMap<String, Child>,
+    /// Address pools clients' virtual IPs come from (the IPsec server's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pools: Vec<&'static str>,
     /// A digest of the PSK and its owners: not sent (the secret goes by `load-shared`), but part
     /// of what makes two configurations the same, so a new PSK reloads and renegotiates.
     #[serde(skip)]
@@ -216,14 +221,15 @@ fn ike(t: &TunnelPlan, force_encap: bool) -> Conn {
         local: Auth { auth: "psk", id: t.local_id.clone() },
         remote: Auth { auth: "psk", id: t.remote_id.clone() },
         children: BTreeMap::new(),
-        secret: secret_digest(t),
+        pools: Vec::new(),
+        secret: secret_digest(&t.psk, &t.local_id, &t.remote_id),
     }
 }
 
-fn secret_digest(t: &TunnelPlan) -> [u8; 32] {
+fn secret_digest(psk: &Secret, local_id: &str, remote_id: &str) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for part in [t.psk.expose(), &t.local_id, &t.remote_id] {
+    for part in [psk.expose(), local_id, remote_id] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
@@ -252,6 +258,84 @@ pub async fn load(client: &mut rsvici::Client, name: &str, t: &TunnelPlan, c: &C
     let owners = vec![t.local_id.as_str(), t.remote_id.as_str()];
     command(client, "load-shared", Shared { id: name, kind: "IKE", data: t.psk.expose(), owners }).await?;
     command(client, "load-conn", BTreeMap::from([(name.to_string(), c.clone())])).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// The IPsec server: remote access.
+
+/// The IPsec server's connection (and child) name.
+pub const SERVER: &str = "ipsec-server";
+/// The pool its clients' virtual IPs come from.
+const SERVER_POOL: &str = "ipsec-server-pool";
+
+/// The IPsec server's connection: clients from any address, authenticated by the PSK (with
+/// RemoteId, when set), each given a virtual IP from ClientIpPool and reaching LocalSubnet.
+/// It only responds: clients initiate.
+pub fn server_conn(s: &IpsecServerPlan, local_ip: std::net::Ipv4Addr, force_encap: bool) -> Conn {
+    let (rekey, over, rand) = lifetimes(s.ike_lifetime_s);
+    let (child_rekey, _, child_rand) = lifetimes(s.ipsec_lifetime_s);
+    let v1 = s.ike_version == IkeVersion::V1;
+    let child = Child {
+        reqid: reqid(SERVER),
+        priority: 1500,
+        local_ts: s.local_subnets.iter().map(|n| n.trunc().to_string()).collect(),
+        remote_ts: vec!["dynamic".into()],
+        esp_proposals: vec![s.esp.strongswan()],
+        rekey_time: child_rekey,
+        life_time: seconds(u64::from(s.ipsec_lifetime_s.max(60))),
+        rand_time: child_rand,
+        start_action: "none",
+        dpd_action: "clear",
+        close_action: "none",
+    };
+    let remote_id = if s.remote_id.is_empty() { "%any".to_string() } else { s.remote_id.clone() };
+    Conn {
+        version: if v1 { 1 } else { 2 },
+        aggressive: v1 && s.aggressive,
+        local_addrs: vec![local_ip.to_string()],
+        remote_addrs: vec!["%any".into()],
+        proposals: vec![s.ike.strongswan()],
+        rekey_time: rekey,
+        over_time: over,
+        rand_time: rand,
+        encap: force_encap,
+        mobike: false,
+        dpd_delay: Some(DPD_DELAY),
+        dpd_timeout: v1.then_some(DPD_TIMEOUT),
+        keyingtries: 1,
+        // Many clients may share the PSK and the identity.
+        unique: "never",
+        local: Auth { auth: "psk", id: s.local_id.clone() },
+        remote: Auth { auth: "psk", id: remote_id },
+        children: BTreeMap::from([(SERVER.to_string(), child)]),
+        pools: vec![SERVER_POOL],
+        secret: secret_digest(&s.psk, &s.local_id, &s.remote_id),
+    }
+}
+
+#[derive(Serialize)]
+struct Pool {
+    addrs: String,
+}
+
+/// Loads the IPsec server: its pool, its PSK (for the server's identity and any client's, or
+/// RemoteId's), its connection.
+pub async fn load_server(client: &mut rsvici::Client, s: &IpsecServerPlan, c: &Conn) -> Result<(), DataPlaneError> {
+    let pool = Pool { addrs: s.client_ip_pool.trunc().to_string() };
+    command(client, "load-pool", BTreeMap::from([(SERVER_POOL, pool)])).await?;
+    let mut owners = vec![s.local_id.as_str()];
+    if !s.remote_id.is_empty() {
+        owners.push(s.remote_id.as_str());
+    }
+    command(client, "load-shared", Shared { id: SERVER, kind: "IKE", data: s.psk.expose(), owners }).await?;
+    command(client, "load-conn", BTreeMap::from([(SERVER.to_string(), c.clone())])).await
+}
+
+/// Unloads the IPsec server (its clients' SAs go) and its pool.
+pub async fn unload_server(client: &mut rsvici::Client) -> Result<(), DataPlaneError> {
+    unload(client, SERVER).await?;
+    let _ = command(client, "unload-pool", Name { name: SERVER_POOL }).await;
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -362,6 +446,11 @@ struct IkeSa {
 pub struct Sas(Vec<(String, bool, Vec<String>)>);
 
 impl Sas {
+    /// How many IKE SAs of connection `name` are established (the IPsec server's clients).
+    pub fn established(&self, name: &str) -> u32 {
+        self.0.iter().filter(|(n, up, _)| n == name && *up).count() as u32
+    }
+
     /// A tunnel's status: its connection's IKE SA established, its child installed.
     pub fn status(&self, t: &TunnelPlan) -> TunnelStatus {
         let ike = ike_name(t);
