@@ -338,8 +338,8 @@ async fn load(
     gone.extend(gw.loaded.lock().expect("loaded").keys().cloned());
     gone.sort();
     gone.dedup();
-    let server_wanted = plan.ipsec_server.is_some();
-    for name in gone.into_iter().filter(|n| !wanted.contains_key(n) && !(server_wanted && n == vici::SERVER)) {
+    let keep = |n: &String| wanted.contains_key(n) || (n == vici::SERVER && plan.ipsec_server.is_some());
+    for name in gone.into_iter().filter(|n| !keep(n)) {
         if name == vici::SERVER {
             vici::unload_server(&mut client).await?;
         } else {
