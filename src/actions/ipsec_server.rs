@@ -252,7 +252,7 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
         if dry {
             return Err(dry_run_passed());
         }
-        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay.as_millis() as i64)?;
+        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay)?;
         tx.insert_as(&s)?;
         Ok(object(json!({
             "IpsecServerId": s.id,
@@ -282,7 +282,7 @@ pub async fn update(ctx: Ctx) -> ApiResult<Body> {
             return Err(dry_run_passed());
         }
         if s != before {
-            vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay.as_millis() as i64)?;
+            vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay)?;
             tx.update_as(&s)?;
         }
         Ok(Body::new())
@@ -328,7 +328,7 @@ pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
         if dry {
             return Err(dry_run_passed());
         }
-        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay.as_millis() as i64)?;
+        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay)?;
         tx.delete(IpsecServer::KIND, account_id, &s.id)?;
         Ok(Body::new())
     })

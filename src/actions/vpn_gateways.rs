@@ -144,12 +144,12 @@ impl VpnGateway {
 
 /// Starts applying a change to the gateway's connections or routes: the gateway is `updating`
 /// (refusing other changes with `VpnGateway.Configuring`) until the reconciler has applied it.
-pub fn begin_update(tx: &mut dyn Tx, gw: &mut VpnGateway, delay_ms: i64) -> ApiResult<()> {
+pub fn begin_update(tx: &mut dyn Tx, gw: &mut VpnGateway, delay: std::time::Duration) -> ApiResult<()> {
     gw.ensure_active()?;
     gw.status = GatewayStatus::Updating;
     gw.generation += 1;
     tx.update_as(gw)?;
-    tx.add_task(gw.account_id, VpnGateway::KIND, &gw.id, "update", now_ms() + delay_ms)
+    tx.add_task(gw.account_id, VpnGateway::KIND, &gw.id, "update", now_ms() + delay.as_millis() as i64)
 }
 
 /// The caller's gateway in `region`, or `InvalidVpnGatewayInstanceId.NotFound` with `status`.

@@ -566,7 +566,7 @@ async fn change_gateway(
     gw_id: String,
     change: impl FnOnce(&mut dyn Tx, &VpnGateway) -> ApiResult<Body> + Send + 'static,
 ) -> ApiResult<Body> {
-    let (account_id, delay) = (ctx.account_id, ctx.app.config.transition_delay.as_millis() as i64);
+    let (account_id, delay) = (ctx.account_id, ctx.app.config.transition_delay);
     ctx.write_once(move |tx| {
         let mut gw = vpn_gateways::find(tx, account_id, &region.id, &gw_id, 404)?;
         gw.ensure_active()?;

@@ -148,7 +148,7 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
         if count >= u64::from(gw.ssl_connections) {
             return Err(ApiError::bad_request("Resource.QuotaFull", "The quota of resource is full"));
         }
-        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay.as_millis() as i64)?;
+        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay)?;
         tx.insert_as(&cert)?;
         Ok(object(json!({"SslVpnClientCertId": cert.id, "Name": cert.name})))
     })
@@ -229,7 +229,7 @@ pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
         let c = find(tx, account_id, &region.id, &id)?;
         let mut s = find_server(tx, account_id, &region.id, &c.ssl_vpn_server_id)?;
         let mut gw = vpn_gateways::find(tx, account_id, &region.id, &s.vpn_gateway_id, 404)?;
-        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay.as_millis() as i64)?;
+        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay)?;
         let now = now_ms();
         s.revoked.push(Revoked { id: c.id.clone(), serial: c.serial, revoked_ms: now });
         s.reissue_crl(&app.master_key, now)?;

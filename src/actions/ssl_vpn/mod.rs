@@ -337,7 +337,7 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
         if let Some(i) = super::ipsec_server::of_gateway(tx, &gw)? {
             check_pools_apart(&s.client_ip_pool, &i.client_ip_pool, "IPsec server")?;
         }
-        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay.as_millis() as i64)?;
+        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay)?;
         tx.insert_as(&s)?;
         Ok(object(json!({"SslVpnServerId": s.id, "Name": s.name})))
     })
@@ -358,7 +358,7 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
             check_pools_apart(&s.client_ip_pool, &i.client_ip_pool, "IPsec server")?;
         }
         if s != before {
-            vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay.as_millis() as i64)?;
+            vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay)?;
             tx.update_as(&s)?;
         } else {
             gw.ensure_active()?;
@@ -404,7 +404,7 @@ pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
     ctx.write_once(move |tx| {
         let s = find(tx, account_id, &region.id, &id)?;
         let mut gw = vpn_gateways::find(tx, account_id, &region.id, &s.vpn_gateway_id, 404)?;
-        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay.as_millis() as i64)?;
+        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay)?;
         remove(tx, &s)?;
         Ok(Body::new())
     })

@@ -439,7 +439,7 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
             let b = TagBinding { kind: VpnConnection::KIND.into(), resource_id: conn.id.clone(), key: k.clone(), value: v.clone() };
             tx.set_tag(&b, account_id)?;
         }
-        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay.as_millis() as i64)?;
+        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay)?;
         let mut body = Body::new();
         body.insert("VpnConnectionId".into(), json!(conn.id));
         body.insert("Name".into(), json!(conn.name));
@@ -542,7 +542,7 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
         conn.state = ConnectionState::Updating;
         conn.renegotiate |= conn.effect_immediately;
         tx.update_as(&conn)?;
-        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay.as_millis() as i64)?;
+        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay)?;
         let cgws = customer_gateways_of(tx, account_id, std::slice::from_ref(&conn))?;
         let tags = tx.tags_of(VpnConnection::KIND, account_id, std::slice::from_ref(&conn.id))?;
         conn.describe(key, &cgws, tags.get(&conn.id))
@@ -654,7 +654,7 @@ pub async fn download_config(ctx: Ctx) -> ApiResult<Body> {
 pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
     let region = ctx.region()?;
     let id = ctx.params.required("VpnConnectionId")?;
-    let (account_id, delay) = (ctx.account_id, ctx.app.config.transition_delay.as_millis() as i64);
+    let (account_id, delay) = (ctx.account_id, ctx.app.config.transition_delay);
     ctx.write_once(move |tx| {
         let mut conn = find(tx, account_id, &region.id, &id)?;
         let mut gw = vpn_gateways::find(tx, account_id, &region.id, &conn.vpn_gateway_id, 404)?;
