@@ -80,8 +80,12 @@ for (const method of ['GET', 'POST']) {
       assert.match(one.ClientConfig, new RegExp(`^remote ${gw.InternetIp.replace(/\./g, '\\.')} 1195$`, 'm'));
       assert.match(one.ClientConfig, /^proto tcp-client$/m);
 
+      const renamed = await call('ModifySslVpnClientCert', { SslVpnClientCertId: cert.SslVpnClientCertId, Name: 'laptop.2' });
+      assert.deepEqual([renamed.SslVpnClientCertId, renamed.Name], [cert.SslVpnClientCertId, 'laptop.2']);
+      await expectCode(call('ModifySslVpnClientCert', { SslVpnClientCertId: cert.SslVpnClientCertId, Name: '9bad' }),
+        'InvalidName');
       const certs = await call('DescribeSslVpnClientCerts', { SslVpnServerId: created.SslVpnServerId });
-      assert.deepEqual(certs.SslVpnClientCertKeys.SslVpnClientCertKey.map((c) => c.Name), ['laptop']);
+      assert.deepEqual(certs.SslVpnClientCertKeys.SslVpnClientCertKey.map((c) => c.Name), ['laptop.2']);
 
       await call('DeleteSslVpnClientCert', { SslVpnClientCertId: cert.SslVpnClientCertId });
       await waitActive(gw.VpnGatewayId);
@@ -130,13 +134,27 @@ for (const method of ['GET', 'POST']) {
       assert.equal((await call('ListIpsecServers', { VpnGatewayId: gw.VpnGatewayId })).TotalCount, 0);
     });
 
-    test('certificate associations: empty list, Normal gateways refused', async () => {
+    test('certificate associations: empty list, Normal gateways refused, unknown certificates', async () => {
       const list = await call('ListVpnCertificateAssociations', { MaxResults: 5 });
       assert.deepEqual([list.TotalCount, list.MaxResults, list.NextToken], [0, 5, '']);
       const gw = await sslGateway();
       await expectCode(call('AssociateVpnGatewayWithCertificate', {
         VpnGatewayId: gw.VpnGatewayId, CertificateType: 'Signature', CertificateId: 'not-registered',
       }), 'OperationUnsupported.VpnType');
+      const { VpnGatewayId: sm } = await call('CreateVpnGateway', {
+        VpcId: `vpc-${rand()}`, Bandwidth: 10, VpnType: 'NationalStandard',
+      });
+      await waitActive(sm);
+      await expectCode(call('AssociateVpnGatewayWithCertificate', {
+        VpnGatewayId: sm, CertificateType: 'Encryption', CertificateId: 'not-registered',
+      }), 'InvalidCertificateId.NotFound');
+      // Dissociating what is not associated changes nothing, as a retry expects.
+      await call('DissociateVpnGatewayWithCertificate', {
+        VpnGatewayId: sm, CertificateType: 'Encryption', CertificateId: 'not-registered',
+      });
+      await expectCode(call('DissociateVpnGatewayWithCertificate', {
+        VpnGatewayId: `vpn-${'z'.repeat(21)}`, CertificateType: 'Encryption', CertificateId: 'x',
+      }), 'InvalidVpnGatewayInstanceId.NotFound');
     });
   });
 }
