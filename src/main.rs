@@ -43,7 +43,7 @@ struct DataDir {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage accounts.
     Accounts {
         #[command(subcommand)]
@@ -143,6 +143,16 @@ struct ServeArgs {
     /// Gateway mode: gateway namespaces are named PREFIX + the gateway's ID.
     #[arg(long, env = "GATEHOUSE_NETNS_PREFIX", default_value = "gh-")]
     netns_prefix: String,
+    /// Also serve HTTPS on this address (port 0 picks a free port; the address is printed).
+    #[arg(long, env = "GATEHOUSE_TLS_LISTEN")]
+    tls_listen: Option<SocketAddr>,
+    /// The HTTPS certificate chain (PEM); without it and --tls-key, a self-signed one is made
+    /// once into <data-dir>/tls/ (its path and fingerprint are printed).
+    #[arg(long, env = "GATEHOUSE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The HTTPS private key (PEM), with --tls-cert.
+    #[arg(long, env = "GATEHOUSE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Connections open at once; beyond, new ones are closed at once (default: the descriptor
     /// limit, raised to its hard limit at start, less 128 kept for the store and data plane).
     #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS")]
@@ -244,7 +254,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Accounts { command, data } => accounts_command(command, data).await,
             Command::Keys { command, data } => keys_command(command, data).await,
             Command::PeerConfig { id, account, data } => peer_config(id, account, data),
@@ -318,6 +328,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let mut listeners = vec![api::server::Listener { tcp: listener, tls: None }];
+    let mut tls_banner = None;
+    if let Some(tls_addr) = args.tls_listen {
+        let identity =
+            api::tls::identity(args.tls_cert.as_deref(), args.tls_key.as_deref(), &args.data.data_dir, tls_addr.ip())?;
+        let tcp = tokio::net::TcpListener::bind(tls_addr).await.with_context(|| format!("binding {tls_addr}"))?;
+        let tls_addr = tcp.local_addr()?;
+        tls_banner = Some(format!(
+            "gatehouse listening on https://{tls_addr}\ngatehouse TLS certificate {} (SHA-256 {})",
+            identity.cert_path.display(),
+            identity.fingerprint
+        ));
+        listeners.push(api::server::Listener { tcp, tls: Some(identity.acceptor) });
+    }
     let app = Arc::new(App {
         limiter: RateLimiter::new(config.rate_limit),
         config,
@@ -329,10 +353,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let reconciler = Arc::new(reconciler::Reconciler { app: app.clone(), plane: plane.clone() });
     let workers = tokio::spawn(reconciler.run(events_rx, stop_rx));
     println!("gatehouse listening on http://{addr}");
+    if let Some(banner) = tls_banner {
+        println!("{banner}");
+    }
     tracing::info!(%addr, "serving");
     let limits = app.config.connections;
     tracing::info!(max_connections = limits.max_connections, descriptors, "connection limits");
-    api::server::serve(listener, api::router(app), limits, shutdown()).await;
+    api::server::serve(listeners, api::router(app), limits, shutdown()).await;
     // Daemons keep running: a restarted Gatehouse adopts them.
     let _ = stop_tx.send(true);
     plane.shutdown().await;

@@ -7,6 +7,7 @@ pub mod error;
 pub mod params;
 pub mod render;
 pub mod server;
+pub mod tls;
 
 use std::sync::Arc;
 

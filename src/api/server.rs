@@ -23,7 +23,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
@@ -58,63 +58,116 @@ pub fn default_max_connections(descriptors: u64) -> usize {
     descriptors.saturating_sub(RESERVED_DESCRIPTORS).clamp(16, 16_384) as usize
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets open requests finish (at
-/// most 5 s).
-pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdown: impl Future<Output = ()>) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let shedding = Episode::default();
-    let starved = Episode::default();
-    tokio::pin!(shutdown);
+/// A listening socket: plain HTTP, or HTTPS with this acceptor.
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// What every listener's accept loop shares: the connection cap, its log, the connections to
+/// wait for at shutdown.
+struct Shared {
+    router: Router,
+    limits: Limits,
+    permits: Arc<Semaphore>,
+    shedding: Episode,
+    starved: Episode,
+    /// Taken at shutdown, to wait for the open connections.
+    graceful: std::sync::Mutex<Option<hyper_util::server::graceful::GracefulShutdown>>,
+}
+
+/// Serves `router` on every listener until `shutdown` resolves, then lets open requests finish
+/// (at most 5 s).
+pub async fn serve(listeners: Vec<Listener>, router: Router, limits: Limits, shutdown: impl Future<Output = ()>) {
+    let shared = Arc::new(Shared {
+        router,
+        limits,
+        permits: Arc::new(Semaphore::new(limits.max_connections)),
+        shedding: Episode::default(),
+        starved: Episode::default(),
+        graceful: std::sync::Mutex::new(Some(hyper_util::server::graceful::GracefulShutdown::new())),
+    });
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let loops: Vec<_> =
+        listeners.into_iter().map(|l| tokio::spawn(accept_loop(l, shared.clone(), stop.subscribe()))).collect();
+    shutdown.await;
+    let _ = stop.send(true);
+    for l in loops {
+        let _ = l.await;
+    }
+    let Some(graceful) = shared.graceful.lock().expect("graceful").take() else { return };
+    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still open after 5 s at shutdown");
+    }
+}
+
+async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let limits = shared.limits;
     loop {
         let stream = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
+            _ = stop.changed() => return,
+            accepted = listener.tcp.accept() => match accepted {
                 Ok((stream, _)) => {
-                    starved.end("descriptors available again: accepting connections");
+                    shared.starved.end("descriptors available again: accepting connections");
                     stream
                 }
                 Err(e) => {
                     // Out of descriptors (or another transient failure): wait rather than spin.
-                    starved.begin(|| tracing::error!(error = %e, "cannot accept connections"));
+                    shared.starved.begin(|| tracing::error!(error = %e, "cannot accept connections"));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            shedding.begin(|| {
+        let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
+            shared.shedding.begin(|| {
                 tracing::warn!(limit = limits.max_connections, "connection limit reached: shedding new connections")
             });
             drop(stream);
             continue;
         };
-        shedding.end("below the connection limit again: accepting connections");
+        shared.shedding.end("below the connection limit again: accepting connections");
         let _ = stream.set_nodelay(true);
-        let (io, state) = Deadlines::new(stream, limits);
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let (router, state) = (router.clone(), state.clone());
-            async move {
-                state.store(BUSY, Ordering::Release);
-                let response = router.oneshot(req.map(axum::body::Body::new)).await;
-                state.store(IDLE_AFTER_REQUEST, Ordering::Release);
-                response
-            }
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(io), service);
-        let conn = graceful.watch(conn);
+        let (shared, tls) = (shared.clone(), listener.tls.clone());
         tokio::spawn(async move {
-            let _ = conn.await;
+            match tls {
+                None => connection(stream, &shared).await,
+                // The handshake counts as the request head: it has the header limit.
+                Some(acceptor) => match tokio::time::timeout(limits.header, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => connection(tls, &shared).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                },
+            }
             drop(permit);
         });
     }
-    drop(listener);
-    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await.is_err() {
-        tracing::warn!("requests still open after 5 s at shutdown");
+}
+
+/// Serves one connection's requests, each through `router`, within the limits.
+async fn connection<S>(stream: S, shared: &Shared)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (io, state) = Deadlines::new(stream, shared.limits);
+    let router = shared.router.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let (router, state) = (router.clone(), state.clone());
+        async move {
+            state.store(BUSY, Ordering::Release);
+            let response = router.oneshot(req.map(axum::body::Body::new)).await;
+            state.store(IDLE_AFTER_REQUEST, Ordering::Release);
+            response
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service);
+    let watcher = shared.graceful.lock().expect("graceful").as_ref().map(|g| g.watcher());
+    // None: shutting down already.
+    if let Some(w) = watcher {
+        let _ = w.watch(conn).await;
     }
 }
 
@@ -146,16 +199,16 @@ const IDLE_AFTER_REQUEST: u8 = 3;
 /// A socket whose reads fail with `TimedOut` when the client is too slow: no byte within `idle`
 /// while waiting for a request, no complete head within `header` of its first byte. While the
 /// service handles a request (BUSY) the socket has no deadline: the body has the handler's.
-struct Deadlines {
-    stream: TcpStream,
+struct Deadlines<S> {
+    stream: S,
     state: Arc<AtomicU8>,
     seen: u8,
     limits: Limits,
     timer: Pin<Box<Sleep>>,
 }
 
-impl Deadlines {
-    fn new(stream: TcpStream, limits: Limits) -> (Self, Arc<AtomicU8>) {
+impl<S> Deadlines<S> {
+    fn new(stream: S, limits: Limits) -> (Self, Arc<AtomicU8>) {
         let state = Arc::new(AtomicU8::new(IDLE));
         let timer = Box::pin(tokio::time::sleep(limits.idle));
         (Deadlines { stream, state: state.clone(), seen: IDLE, limits, timer }, state)
@@ -166,7 +219,7 @@ impl Deadlines {
     }
 }
 
-impl AsyncRead for Deadlines {
+impl<S: AsyncRead + Unpin> AsyncRead for Deadlines<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let me = &mut *self;
         let now = me.state.load(Ordering::Acquire);
@@ -201,7 +254,7 @@ impl AsyncRead for Deadlines {
     }
 }
 
-impl AsyncWrite for Deadlines {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Deadlines<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.stream).poll_write(cx, data)
     }

@@ -354,8 +354,9 @@ class ClassicApi:
 
     kind = "classic"
 
-    def __init__(self, endpoint: str, ak: str, secret: str, region: str = REGION):
-        self.endpoint, self.ak, self.secret, self.region = endpoint, ak, secret, region
+    def __init__(self, endpoint: str, ak: str, secret: str, region: str = REGION, ca: str | None = None):
+        """``ca``: speak HTTPS, trusting this CA bundle (the SDK's ``verify``)."""
+        self.endpoint, self.ak, self.secret, self.region, self.ca = endpoint, ak, secret, region, ca
         self._clients: dict[str, Any] = {}
 
     def _client(self, region: str):
@@ -363,7 +364,7 @@ class ClassicApi:
 
         c = self._clients.get(region)
         if c is None:
-            c = AcsClient(self.ak, self.secret, region, auto_retry=False)
+            c = AcsClient(self.ak, self.secret, region, auto_retry=False, verify=self.ca)
             self._clients[region] = c
         return c
 
@@ -383,7 +384,7 @@ class ClassicApi:
                 raise TypeError(f"classic {action}Request has no setter for {k}")
             setter(list(v) if isinstance(v, (list, tuple)) else v)
         req.set_endpoint(self.endpoint)
-        req.set_protocol_type("http")
+        req.set_protocol_type("https" if self.ca else "http")
         return req
 
     def call(self, action: str, params: dict | None = None) -> dict:
@@ -410,17 +411,21 @@ def _snake(action: str) -> str:
 class TeaApi:
     """alibabacloud-vpc20160428 7.2.2 on alibabacloud-tea-openapi 0.4.6."""
 
-    def __init__(self, endpoint: str, ak: str, secret: str, region: str = REGION, v2: bool = False):
+    def __init__(self, endpoint: str, ak: str, secret: str, region: str = REGION, v2: bool = False,
+                 ca: str | None = None):
+        """``ca``: speak HTTPS, trusting this CA bundle (the runtime option ``ca``)."""
         from alibabacloud_tea_openapi import models as open_api_models
+        from alibabacloud_tea_util import models as util_models
         from alibabacloud_vpc20160428.client import Client as VpcClient
 
         self.kind = "tea-v2" if v2 else "tea-acs3"
         self.region = region
+        self.runtime = util_models.RuntimeOptions(ca=ca) if ca else None
         config = open_api_models.Config(
             access_key_id=ak,
             access_key_secret=secret,
             endpoint=endpoint,
-            protocol="http",
+            protocol="https" if ca else "http",
             region_id=region,
         )
         if v2:
@@ -444,7 +449,10 @@ class TeaApi:
         if missing:
             raise TypeError(f"Tea {action}Request does not carry {missing}")
         try:
-            resp = getattr(self.client, _snake(action))(req)
+            if self.runtime is None:
+                resp = getattr(self.client, _snake(action))(req)
+            else:
+                resp = getattr(self.client, f"{_snake(action)}_with_options")(req, self.runtime)
         except AlibabaCloudException as e:
             data = e.data if isinstance(e.data, dict) else None
             msg = (data or {}).get("Message", e.message)
@@ -705,13 +713,14 @@ class RawApi:
         return obj
 
 
-def make_api(kind: str, endpoint: str, creds: Creds, region: str = REGION):
+def make_api(kind: str, endpoint: str, creds: Creds, region: str = REGION, ca: str | None = None):
+    """``ca``: over HTTPS to ``endpoint`` (host:port), trusting that CA bundle."""
     if kind == "classic":
-        return ClassicApi(endpoint, creds.ak, creds.secret, region)
+        return ClassicApi(endpoint, creds.ak, creds.secret, region, ca=ca)
     if kind == "tea-acs3":
-        return TeaApi(endpoint, creds.ak, creds.secret, region)
+        return TeaApi(endpoint, creds.ak, creds.secret, region, ca=ca)
     if kind == "tea-v2":
-        return TeaApi(endpoint, creds.ak, creds.secret, region, v2=True)
+        return TeaApi(endpoint, creds.ak, creds.secret, region, v2=True, ca=ca)
     if kind == "raw":
         return RawApi(endpoint, creds.ak, creds.secret, region)
     raise ValueError(kind)
