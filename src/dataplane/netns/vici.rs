@@ -276,7 +276,9 @@ pub fn server_conn(s: &IpsecServerPlan, local_ip: std::net::Ipv4Addr, force_enca
     let (child_rekey, _, child_rand) = lifetimes(s.ipsec_lifetime_s);
     let v1 = s.ike_version == IkeVersion::V1;
     let child = Child {
-        reqid: reqid(SERVER),
+        // Each client's CHILD_SA needs a reqid of its own (kernel-libipsec picks the outbound SA
+        // by reqid): 0 lets charon allocate one per SA. Nothing traps on it: clients initiate.
+        reqid: 0,
         priority: 1500,
         local_ts: s.local_subnets.iter().map(|n| n.trunc().to_string()).collect(),
         remote_ts: vec!["dynamic".into()],
@@ -517,6 +519,40 @@ pub const EVENTS: &[&str] = &["ike-updown", "child-updown", "ike-rekey", "child-
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_ipsec_server_client_gets_a_reqid_of_its_own() {
+        use crate::dataplane::remote_access::IpsecServerPlan;
+        use crate::dataplane::Proposal;
+        let p = |e: &str| Proposal { enc: e.into(), auth: "sha1".into(), dh: "group2".into() };
+        let plan = IpsecServerPlan {
+            id: "iss-1".into(),
+            client_ip_pool: "10.250.0.0/24".parse().unwrap(),
+            local_subnets: vec!["10.1.0.0/16".parse().unwrap()],
+            effect_immediately: false,
+            ike_version: IkeVersion::V2,
+            aggressive: false,
+            ike: p("aes"),
+            ike_lifetime_s: 86400,
+            esp: p("aes"),
+            ipsec_lifetime_s: 3600,
+            local_id: "198.18.0.1".into(),
+            remote_id: String::new(),
+            psk: Secret::new("k"),
+        };
+        let conn = server_conn(&plan, "198.18.0.1".parse().unwrap(), true);
+        let child = &conn.children[SERVER];
+        assert_eq!(child.reqid, 0);
+        assert_eq!(
+            (child.remote_ts.as_slice(), child.local_ts.as_slice()),
+            (&["dynamic".to_string()][..], &["10.1.0.0/16".to_string()][..])
+        );
+        assert_eq!(
+            (conn.remote_addrs.as_slice(), conn.remote.id.as_str(), conn.unique),
+            (&["%any".to_string()][..], "%any", "never")
+        );
+        assert_eq!(conn.pools, [SERVER_POOL]);
+    }
+
     use super::*;
     use crate::dataplane::simulated::tests::connection;
 
