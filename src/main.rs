@@ -31,6 +31,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written (to stderr): `text`, or `json` (one object per line).
+    #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args, Clone)]
@@ -97,34 +106,34 @@ struct ServeArgs {
     #[command(flatten)]
     data: DataDir,
     /// How long a lifecycle transition takes, in milliseconds (0 = as fast as possible).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, env = "GATEHOUSE_TRANSITION_DELAY_MS", default_value_t = 1000)]
     transition_delay_ms: u64,
     /// VPN gateways per account and region.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, env = "GATEHOUSE_QUOTA_VPN_GATEWAYS", default_value_t = 100)]
     quota_vpn_gateways: u64,
     /// Customer gateways per account and region.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, env = "GATEHOUSE_QUOTA_CUSTOMER_GATEWAYS", default_value_t = 100)]
     quota_customer_gateways: u64,
     /// IPsec connections per VPN gateway.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, env = "GATEHOUSE_QUOTA_VPN_CONNECTIONS", default_value_t = 10)]
     quota_vpn_connections: u64,
     /// Destination-based routes per VPN gateway.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, env = "GATEHOUSE_QUOTA_DESTINATION_ROUTES", default_value_t = 100)]
     quota_destination_routes: u64,
     /// Policy-based routes per VPN gateway.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, env = "GATEHOUSE_QUOTA_POLICY_ROUTES", default_value_t = 100)]
     quota_policy_routes: u64,
     /// Requests per second per account (0 = unlimited).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, env = "GATEHOUSE_RATE_LIMIT", default_value_t = 0)]
     rate_limit: u32,
     /// Regions to serve, comma-separated (default: Alibaba Cloud's public regions).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, env = "GATEHOUSE_REGIONS", value_delimiter = ',')]
     regions: Vec<String>,
     /// Pool that gateways' public addresses come from.
-    #[arg(long, default_value = "198.18.0.0/15")]
+    #[arg(long, env = "GATEHOUSE_PUBLIC_POOL", default_value = "198.18.0.0/15")]
     public_pool: ipnet::Ipv4Net,
     /// Pool that gateways' private addresses come from.
-    #[arg(long, default_value = "172.16.0.0/12")]
+    #[arg(long, env = "GATEHOUSE_PRIVATE_POOL", default_value = "172.16.0.0/12")]
     private_pool: ipnet::Ipv4Net,
     /// What runs the tunnels: `simulated` (the emulator) or `netns` (gateway mode: a network
     /// namespace and a strongSwan charon per VPN gateway; needs root).
@@ -138,11 +147,15 @@ struct ServeArgs {
     uplink_gateway: Option<std::net::Ipv4Addr>,
     /// Gateway mode: VPC_ID=BRIDGE, the host bridge of a VPC (repeatable). Gateways of other VPCs
     /// are refused.
-    #[arg(long = "vpc-bridge", value_parser = parse_vpc_bridge)]
+    #[arg(long = "vpc-bridge", env = "GATEHOUSE_VPC_BRIDGES", value_delimiter = ',', value_parser = parse_vpc_bridge)]
     vpc_bridges: Vec<(String, String)>,
     /// Gateway mode: gateway namespaces are named PREFIX + the gateway's ID.
     #[arg(long, env = "GATEHOUSE_NETNS_PREFIX", default_value = "gh-")]
     netns_prefix: String,
+    /// Keep everything in a throwaway data directory, removed at exit (for tests that want a
+    /// clean start; --data-dir is ignored).
+    #[arg(long, env = "GATEHOUSE_EPHEMERAL")]
+    ephemeral: bool,
     /// Also serve HTTPS on this address (port 0 picks a free port; the address is printed).
     #[arg(long, env = "GATEHOUSE_TLS_LISTEN")]
     tls_listen: Option<SocketAddr>,
@@ -242,15 +255,18 @@ fn main() -> anyhow::Result<()> {
     // operator's alone, whatever umask it was started with.
     // SAFETY: umask only swaps the process's file-mode mask; no memory is involved.
     unsafe { libc::umask(0o077) };
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         // Colour only for a person at a terminal, never into a file or a pipe.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "gatehouse=info".into()),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         match cli.command {
@@ -264,9 +280,22 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
+/// The store and master key of an existing data directory: the admin commands refuse a
+/// directory that holds no Gatehouse data instead of starting an empty one there.
 fn open(data: &DataDir) -> anyhow::Result<(Arc<dyn Store>, MasterKey)> {
-    let store = SqliteStore::open(&data.data_dir).with_context(|| format!("opening {}", data.data_dir.display()))?;
-    let master = MasterKey::load_or_create(&data.data_dir)?;
+    if !data.data_dir.join("gatehouse.db").exists() {
+        anyhow::bail!(
+            "{} holds no Gatehouse data: pass the --data-dir (or GATEHOUSE_DATA_DIR) that `gatehouse serve` uses",
+            data.data_dir.display()
+        );
+    }
+    open_or_create(&data.data_dir)
+}
+
+/// The store and master key in `dir`, made there on first use.
+fn open_or_create(dir: &std::path::Path) -> anyhow::Result<(Arc<dyn Store>, MasterKey)> {
+    let store = SqliteStore::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    let master = MasterKey::load_or_create(dir)?;
     Ok((Arc::new(store), master))
 }
 
@@ -292,12 +321,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if !args.regions.is_empty() {
         config.regions = args.regions.iter().map(|id| Region { id: id.clone(), local_name: id.clone() }).collect();
     }
-    let (store, master_key) = open(&args.data)?;
+    // An ephemeral store lives in a directory of its own, removed when serving ends.
+    let _ephemeral = if args.ephemeral {
+        let dir = std::env::temp_dir().join(format!("gatehouse-ephemeral-{}", uuid::Uuid::new_v4()));
+        println!("gatehouse ephemeral store {} (removed at exit)", dir.display());
+        config.data_dir = dir.clone();
+        Some(RemoveOnDrop(dir))
+    } else {
+        None
+    };
+    let data_dir = config.data_dir.clone();
+    let (store, master_key) = open_or_create(&data_dir)?;
     gatehouse::actions::reindex(&*store).await?;
-    if let Some((id, secret)) = accounts::ensure_root(&*store, &master_key).await? {
-        println!("Created the root account's AccessKey (shown once):");
-        println!("  AccessKeyId:     {id}");
-        println!("  AccessKeySecret: {}", secret.expose());
+    match accounts::ensure_root(&*store, &master_key).await? {
+        Some((id, secret)) => {
+            println!("Created the root account's AccessKey (shown once):");
+            println!("  AccessKeyId:     {id}");
+            println!("  AccessKeySecret: {}", secret.expose());
+        }
+        // A pair fixed in the environment is the operator's own: nothing to say.
+        None if std::env::var_os(accounts::ROOT_KEY_ID_ENV).is_some_and(|v| !v.is_empty()) => {}
+        None => println!(
+            "The root account's AccessKey was shown when {} was first used; \
+             `gatehouse keys create --account root --data-dir {0}` makes another.",
+            data_dir.display()
+        ),
     }
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let plane: Arc<dyn DataPlane> = match args.dataplane {
@@ -313,7 +361,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             config.vpcs = Some(args.vpc_bridges.iter().map(|(vpc, _)| vpc.clone()).collect());
             config.national_standard = false;
             let netns = NetnsConfig {
-                dir: args.data.data_dir.join("dataplane"),
+                dir: data_dir.join("dataplane"),
                 prefix: args.netns_prefix.clone(),
                 uplink_bridge,
                 uplink_gateway: args.uplink_gateway,
@@ -331,8 +379,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut listeners = vec![api::server::Listener { tcp: listener, tls: None }];
     let mut tls_banner = None;
     if let Some(tls_addr) = args.tls_listen {
-        let identity =
-            api::tls::identity(args.tls_cert.as_deref(), args.tls_key.as_deref(), &args.data.data_dir, tls_addr.ip())?;
+        let identity = api::tls::identity(args.tls_cert.as_deref(), args.tls_key.as_deref(), &data_dir, tls_addr.ip())?;
         let tcp = tokio::net::TcpListener::bind(tls_addr).await.with_context(|| format!("binding {tls_addr}"))?;
         let tls_addr = tcp.local_addr()?;
         tls_banner = Some(format!(
@@ -365,6 +412,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     plane.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), workers).await;
     Ok(())
+}
+
+/// A directory removed when this goes out of scope (the ephemeral store's).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 async fn shutdown() {

@@ -121,22 +121,28 @@ impl Reconciler {
             ("create", 0) => {
                 let delay = self.app.config.transition_delay.as_millis() as i64;
                 let due = now_ms() + delay - delay / 2;
+                let gateway = id.clone();
                 store
                     .write(move |tx| {
                         gateway_sync::provision(tx, account, &id)?;
                         tx.advance_task(task.id, 1, due)
                     })
-                    .await
+                    .await?;
+                tracing::info!(gateway, account, status = "provisioning", "gateway");
+                Ok(())
             }
             ("create", _) | ("update", _) => self.sync(account, &id, Some(task.id)).await,
             ("delete", _) => {
                 self.plane.remove(&id).await.map_err(|e| ApiError::internal(format!("removing {id}: {e}")))?;
+                let gateway = id.clone();
                 store
                     .write(move |tx| {
                         gateway_sync::forget(tx, account, &id)?;
                         tx.finish_task(task.id)
                     })
-                    .await
+                    .await?;
+                tracing::info!(gateway, account, status = "deleted", "gateway");
+                Ok(())
             }
             (op, _) => Err(ApiError::internal(format!("unknown gateway task {op}"))),
         }
@@ -172,6 +178,8 @@ impl Reconciler {
                 let recorded = gateway_sync::record(tx, account_id, &id, generation, &report, task.is_some())?;
                 if !recorded {
                     tracing::info!(gateway = id, generation, "a newer change superseded this outcome");
+                } else if task.is_some() {
+                    tracing::info!(gateway = id, account = account_id, generation, status = "active", "gateway");
                 }
                 match task {
                     Some(t) => tx.finish_task(t),

@@ -65,16 +65,24 @@ async fn handle(
         body: &body,
     };
     let action = header_or_param(&params, &headers, "Action", "x-acs-action");
-    match serve(app, &parts, params, action.clone(), request_id.clone()).await {
-        Ok(out) => render::success(format, action.as_deref().unwrap_or(""), &request_id, out),
-        Err(e) => {
-            if e.status >= 500 {
-                tracing::error!(request_id, action, code = e.code, "request failed");
-            } else {
-                tracing::debug!(request_id, action, code = e.code, "request refused");
-            }
-            render::error(format, &request_id, &e)
-        }
+    let started = std::time::Instant::now();
+    let mut account = None;
+    let outcome = serve(app, &parts, params, action.clone(), request_id.clone(), &mut account).await;
+    // One line per request: who asked what, and how it ended; never a parameter's value.
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (code, status) = match &outcome {
+        Ok(_) => ("Success", 200),
+        Err(e) => (e.code.as_str(), e.status),
+    };
+    let action_name = action.as_deref().unwrap_or("");
+    if status >= 500 {
+        tracing::error!(request_id, account, action = action_name, code, status, latency_ms, "request");
+    } else {
+        tracing::info!(request_id, account, action = action_name, code, status, latency_ms, "request");
+    }
+    match outcome {
+        Ok(out) => render::success(format, action_name, &request_id, out),
+        Err(e) => render::error(format, &request_id, &e),
     }
 }
 
@@ -113,6 +121,7 @@ async fn serve(
     params: Params,
     action: Option<String>,
     request_id: String,
+    account: &mut Option<i64>,
 ) -> ApiResult<Body> {
     let version = header_or_param(&params, parts.headers, "Version", "x-acs-version")
         .ok_or_else(|| ApiError::missing_parameter("Version"))?;
@@ -127,6 +136,7 @@ async fn serve(
         ));
     }
     let account_id = authenticate(&app, parts).await?;
+    *account = Some(account_id);
     app.limiter.check(account_id)?;
     actions::run(Ctx { app, account_id, action, request_id, params }).await
 }

@@ -120,6 +120,10 @@ impl SslVpnPlan {
                 c.push(format!("crl-verify {}", path("crl.pem")));
                 c.push(format!("management {} unix", path("management.sock")));
                 c.push(format!("log-append {}", path("openvpn.log")));
+                // The online clients, rewritten every 2 s (read without a management session,
+                // which would log itself).
+                c.push(format!("status {} 2", path("status.txt")));
+                c.push("status-version 3".into());
             }
             None => c.push(inline("crl-verify", &self.crl)),
         }

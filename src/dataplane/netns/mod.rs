@@ -31,7 +31,7 @@ use tokio::sync::{mpsc::UnboundedSender, watch};
 
 pub use charon::{detect_backend, EspBackend};
 
-use super::remote_access::{IpsecServerReport, SslVpnReport};
+use super::remote_access::{IpsecServerReport, SslVpnPlan, SslVpnReport};
 use super::{
     next_seq, ConnectionReport, DataPlane, DataPlaneError, Event, GatewayPlan, GatewayReport, HealthStatus,
     RunningGateway, TunnelPlan, TunnelStatus,
@@ -203,7 +203,7 @@ impl DataPlane for Netns {
             Some(s) => {
                 let local = plan.public_ips.first().copied().unwrap_or(plan.intranet_ip);
                 let error = gw.openvpn.apply(s, local).await.err().map(|e| e.to_string());
-                Some(SslVpnReport { error, ..ssl_vpn_news(&gw, &s.id, true).await.unwrap_or_default() })
+                Some(SslVpnReport { error, ..ssl_vpn_news(&gw, s, true).await.unwrap_or_default() })
             }
             None => {
                 gw.openvpn.stop().await;
@@ -531,8 +531,8 @@ async fn supervise(gw: Arc<Gateway>, backend: EspBackend, events: UnboundedSende
 
 /// What the SSL-VPN server has to say since it was last asked: its new log lines and its clients.
 /// None when nothing changed (unless `always`).
-async fn ssl_vpn_news(gw: &Gateway, id: &str, always: bool) -> Option<SslVpnReport> {
-    let connections = gw.openvpn.connections().await;
+async fn ssl_vpn_news(gw: &Gateway, plan: &SslVpnPlan, always: bool) -> Option<SslVpnReport> {
+    let (id, connections) = (&plan.id, gw.openvpn.connections(plan));
     let offset = gw.ssl_seen.lock().expect("ssl").log_offset;
     let (log, offset) = gw.openvpn.log_since(offset);
     let mut seen = gw.ssl_seen.lock().expect("ssl");
@@ -569,7 +569,7 @@ async fn watch_ssl_vpn(gw: Arc<Gateway>, events: UnboundedSender<Event>) {
                 }
             }
         }
-        if let Some(report) = ssl_vpn_news(&gw, &plan.id, false).await {
+        if let Some(report) = ssl_vpn_news(&gw, &plan, false).await {
             let _ = events.send(Event::SslVpn { account_id: gw.account_id, gateway_id: gw.id.clone(), report });
         }
     }

@@ -1,12 +1,12 @@
 //! The gateway's SSL-VPN server: one `openvpn` process in the gateway's namespace, in
 //! `<gateway dir>/openvpn/`: `server.conf` (certificates inline), `crl.pem`, `openvpn.pid`
-//! (written by Gatehouse), `management.sock`, `openvpn.log`.
+//! (written by Gatehouse), `management.sock`, `openvpn.log`, `status.txt`.
 //!
 //! OpenVPN cannot change a server option at runtime, so a changed configuration restarts the
 //! process (clients reconnect by themselves). The CRL is a file OpenVPN reads at every
 //! connection: a revocation rewrites it in place and drops the revoked clients over the
-//! management socket, without a restart. Online clients come from `status 3`; the log from
-//! `openvpn.log`, read on from where it was last read.
+//! management socket, without a restart. Online clients come from the status file; the log
+//! from `openvpn.log`, read on from where it was last read.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -23,6 +23,8 @@ use crate::dataplane::DataPlaneError;
 
 /// How long a management exchange may take.
 const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How large `openvpn.log` grows before it starts over (what was read is in the store).
+const LOG_MAX: u64 = 8 << 20;
 
 pub struct OpenVpn {
     dir: PathBuf,
@@ -66,9 +68,7 @@ impl OpenVpn {
         match running {
             Some(_) if same => {
                 if crl_changed {
-                    for c in &plan.revoked {
-                        let _ = self.management(&format!("kill {}", c.id)).await;
-                    }
+                    self.drop_revoked(plan).await;
                 }
                 Ok(())
             }
@@ -134,6 +134,8 @@ impl OpenVpn {
             write.write_all(format!("{command}\n").as_bytes()).await.map_err(|e| io_err("management", e))?;
             let mut out = Vec::new();
             while let Some(line) = lines.next_line().await.map_err(|e| io_err("management", e))? {
+                // The management interface ends its lines with CRLF.
+                let line = line.trim_end_matches('\r').to_string();
                 if line.starts_with(">INFO") || line.starts_with(">LOG") {
                     continue;
                 }
@@ -150,23 +152,61 @@ impl OpenVpn {
             .map_err(|_| DataPlaneError::new("openvpn's management socket did not answer"))?
     }
 
-    /// Clients connected now.
-    pub async fn connections(&self) -> u32 {
-        match self.management("status 3").await {
-            Ok(lines) => lines.iter().filter(|l| l.starts_with("CLIENT_LIST\t")).count() as u32,
-            Err(_) => 0,
+    /// Drops the connected clients whose certificates were revoked. `client-kill` (unlike
+    /// `kill`) tells the client, which reconnects at once and is refused by the new CRL.
+    async fn drop_revoked(&self, plan: &SslVpnPlan) {
+        let Ok(status) = self.management("status 3").await else { return };
+        for row in status.iter().filter_map(|l| l.strip_prefix("CLIENT_LIST\t")) {
+            // Common Name, Real Address, …, Client ID (the tenth field).
+            let fields: Vec<&str> = row.split('\t').collect();
+            let (Some(cn), Some(cid)) = (fields.first(), fields.get(9)) else { continue };
+            if plan.revoked.iter().any(|r| r.id == *cn) {
+                let _ = self.management(&format!("client-kill {cid}")).await;
+            }
         }
     }
 
+    /// Clients connected now, from the status file OpenVPN rewrites every 2 s. A client whose
+    /// certificate was revoked is on its way out (OpenVPN lets it go a few seconds after telling
+    /// it): it no longer counts.
+    pub fn connections(&self, plan: &SslVpnPlan) -> u32 {
+        let status = std::fs::read_to_string(self.path("status.txt")).unwrap_or_default();
+        let revoked = |cn: &str| plan.revoked.iter().any(|r| r.id == cn);
+        status
+            .lines()
+            .filter_map(|l| l.strip_prefix("CLIENT_LIST\t"))
+            .filter(|row| !revoked(row.split('\t').next().unwrap_or_default()))
+            .count() as u32
+    }
+
     /// The log lines written since byte `offset`, and the offset after them (a log that was
-    /// started again from scratch is read from its beginning).
+    /// started again from scratch is read from its beginning). Lines about Gatehouse's own
+    /// management sessions are left out, and file paths are shown by name only. Past
+    /// `LOG_MAX` bytes the file starts over (OpenVPN appends, so it simply goes on at 0).
     pub fn log_since(&self, offset: u64) -> (Vec<LogLine>, u64) {
-        let Ok(text) = std::fs::read(self.path("openvpn.log")) else { return (Vec::new(), 0) };
-        let start = if (text.len() as u64) < offset { 0 } else { offset as usize };
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut file) = std::fs::OpenOptions::new().read(true).write(true).open(self.path("openvpn.log")) else {
+            return (Vec::new(), 0);
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let start = if len < offset { 0 } else { offset };
+        let mut text = Vec::new();
+        if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut text).is_err() {
+            return (Vec::new(), start);
+        }
         // Only whole lines: a line being written is read next time.
-        let end = text[start..].iter().rposition(|b| *b == b'\n').map_or(start, |i| start + i + 1);
-        let lines = String::from_utf8_lossy(&text[start..end]).lines().filter_map(parse_log_line).collect();
-        (lines, end as u64)
+        let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let dir = format!("{}/", self.dir.display());
+        let lines = String::from_utf8_lossy(&text[..whole])
+            .lines()
+            .filter(|l| !l.get(20..).is_some_and(|m| m.starts_with("MANAGEMENT:")))
+            .filter_map(|l| parse_log_line(&l.replace(&dir, "")))
+            .collect();
+        let mut end = start + whole as u64;
+        if end > LOG_MAX && file.set_len(0).is_ok() {
+            end = 0;
+        }
+        (lines, end)
     }
 
     fn log_tail(&self, max: usize) -> String {
