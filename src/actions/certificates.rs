@@ -108,12 +108,7 @@ pub fn registered(tx: &dyn Tx, account_id: i64) -> ApiResult<Vec<VpnCertificate>
 }
 
 fn associations_of(tx: &dyn Tx, gw: &VpnGateway) -> ApiResult<Vec<VpnCertificateAssociation>> {
-    tx.list_as(&ListQuery {
-        kind: VpnCertificateAssociation::KIND,
-        account_id: gw.account_id,
-        parent_id: Some(gw.id.clone()),
-        ..Default::default()
-    })
+    tx.children_as(gw.account_id, &gw.id)
 }
 
 /// Drops a deleted gateway's associations.

@@ -10,25 +10,20 @@
 
 use std::net::Ipv4Addr;
 
-use super::ipsec::IkeConfig;
 use super::vpn_connections::{customer_gateways_of, of_gateway, ConnectionState, VpnConnection};
 use super::vpn_gateways::{GatewayStatus, VpnGateway};
 use super::vpn_routes::{self, Destination, Policy};
 use super::{certificates, ipsec_server, ssl_vpn};
 use crate::api::error::{ApiError, ApiResult};
 use crate::dataplane::{
-    BgpPlan, ConnectionPlan, ConnectionReport, Event, GatewayPlan, GatewayReport, HealthProbe, IkeVersion, Proposal,
-    RoutePlan, TunnelPlan, TunnelStatus,
+    BgpPlan, ConnectionPlan, ConnectionReport, Event, GatewayPlan, GatewayReport, HealthProbe, IkeVersion, RoutePlan,
+    TunnelPlan, TunnelStatus,
 };
 use crate::secret::MasterKey;
 use crate::store::{ListQuery, Resource, Tx, TxExt};
 
 fn ip(field: &str, s: &str) -> ApiResult<Ipv4Addr> {
     s.parse().map_err(|_| ApiError::internal(format!("stored {field} {s:?} is not an IPv4 address")))
-}
-
-fn ike_proposal(ike: &IkeConfig) -> Proposal {
-    Proposal { enc: ike.ike_enc_alg.clone(), auth: ike.ike_auth_alg.clone(), dh: ike.ike_pfs.clone() }
 }
 
 /// The gateway's desired state. `complete` plans carry every connection; otherwise only the ones
@@ -60,16 +55,12 @@ pub fn plan(tx: &dyn Tx, key: &MasterKey, gw: &VpnGateway, complete: bool) -> Ap
                 remote_ip: ip("customer gateway IpAddress", remote)?,
                 ike_version: IkeVersion::from_wire(&s.ike.ike_version).unwrap_or_default(),
                 aggressive: s.ike.ike_mode == "aggressive",
-                ike: ike_proposal(&s.ike),
+                ike: s.ike.proposal(),
                 ike_lifetime_s: s.ike.ike_lifetime,
                 local_id: s.ike.local_id.clone(),
                 remote_id: s.ike.remote_id.clone(),
                 psk: s.ike.psk.open(key)?,
-                esp: Proposal {
-                    enc: s.ipsec.ipsec_enc_alg.clone(),
-                    auth: s.ipsec.ipsec_auth_alg.clone(),
-                    dh: s.ipsec.ipsec_pfs.clone(),
-                },
+                esp: s.ipsec.proposal(),
                 ipsec_lifetime_s: s.ipsec.ipsec_lifetime,
                 dpd: s.enable_dpd,
                 nat_traversal: s.enable_nat_traversal,

@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 use crate::actions::customer_gateways::parse_asn;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::params::Params;
+use crate::dataplane::Proposal;
 use crate::secret::{MasterKey, Sealed, Secret};
 
 /// Phase-1 (IKE) negotiation.
@@ -378,6 +379,11 @@ impl IkeConfig {
         })
     }
 
+    /// The phase-1 proposal, as a data plane takes it.
+    pub fn proposal(&self) -> Proposal {
+        Proposal { enc: self.ike_enc_alg.clone(), auth: self.ike_auth_alg.clone(), dh: self.ike_pfs.clone() }
+    }
+
     /// As DescribeVpnConnection, ModifyVpnConnectionAttribute and DownloadVpnConnectionConfig show
     /// it. The PSK is in clear: clients (Terraform) read a generated one back.
     pub fn wire(&self, key: &MasterKey) -> ApiResult<Value> {
@@ -534,6 +540,11 @@ impl IpsecConfig {
             ipsec_pfs: pick(pfs, &self.ipsec_pfs),
             ipsec_lifetime: o.int("IpsecLifetime", 0..=MAX_LIFETIME)?.unwrap_or(self.ipsec_lifetime),
         })
+    }
+
+    /// The phase-2 proposal, as a data plane takes it.
+    pub fn proposal(&self) -> Proposal {
+        Proposal { enc: self.ipsec_enc_alg.clone(), auth: self.ipsec_auth_alg.clone(), dh: self.ipsec_pfs.clone() }
     }
 
     pub fn wire(&self) -> Value {

@@ -23,8 +23,8 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::api::params::Params;
 use crate::app::{Body, Ctx};
 use crate::dataplane::remote_access::{IpsecServerPlan, IpsecServerReport};
-use crate::dataplane::{IkeVersion, Proposal};
-use crate::secret::MasterKey;
+use crate::dataplane::IkeVersion;
+use crate::secret::{MasterKey, Sealed, Secret};
 use crate::store::{now_ms, ListQuery, Resource, Tx, TxExt};
 
 /// LocalSubnet: at most this many comma-separated CIDR blocks.
@@ -102,13 +102,7 @@ fn find(tx: &dyn Tx, account_id: i64, region: &str, id: &str) -> ApiResult<Ipsec
 
 /// The gateway's IPsec server, if it has one.
 pub fn of_gateway(tx: &dyn Tx, gw: &VpnGateway) -> ApiResult<Option<IpsecServer>> {
-    let servers: Vec<IpsecServer> = tx.list_as(&ListQuery {
-        kind: IpsecServer::KIND,
-        account_id: gw.account_id,
-        parent_id: Some(gw.id.clone()),
-        ..Default::default()
-    })?;
-    Ok(servers.into_iter().next())
+    Ok(tx.children_as::<IpsecServer>(gw.account_id, &gw.id)?.into_iter().next())
 }
 
 fn conflict() -> ApiError {
@@ -142,7 +136,8 @@ struct Settings {
     client_ip_pool: Option<Ipv4Net>,
     effect_immediately: Option<bool>,
     psk_enabled: Option<bool>,
-    psk: Option<String>,
+    /// A PSK given (checked).
+    psk: Option<Secret>,
     ike_config: Option<String>,
     ipsec_config: Option<String>,
 }
@@ -157,10 +152,7 @@ impl Settings {
         if psk_enabled == Some(false) {
             return Err(ApiError::invalid_parameter("PskEnabled", "pre-shared keys are the only authentication: true"));
         }
-        let psk = p.str("Psk");
-        if psk.is_some() {
-            ipsec::server_psk(psk.clone())?;
-        }
+        let psk = p.str("Psk").map(|v| ipsec::server_psk(Some(v))).transpose()?;
         Ok(Settings {
             name,
             local_subnet: p.get("LocalSubnet").map(|v| local_subnets(v, MAX_LOCAL_SUBNETS)).transpose()?,
@@ -189,8 +181,8 @@ impl Settings {
         s.psk_enabled = self.psk_enabled.unwrap_or(s.psk_enabled);
         s.ike = s.ike.merge(self.ike_config.as_deref(), &d)?;
         s.ipsec = s.ipsec.merge(self.ipsec_config.as_deref(), &d)?;
-        if let Some(psk) = self.psk {
-            s.ike.psk = crate::secret::Sealed::seal(key, &ipsec::server_psk(Some(psk))?);
+        if let Some(psk) = &self.psk {
+            s.ike.psk = Sealed::seal(key, psk);
         }
         let pool: Ipv4Net = s.client_ip_pool.parse().map_err(|_| ApiError::internal("stored ClientIpPool"))?;
         check_pool(pool, &s.local_subnets(), 16..=29)?;
@@ -207,7 +199,11 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
     let gateway_id = p.required("VpnGatewayId")?;
     let (local_subnet, client_ip_pool) = (p.required("LocalSubnet")?, p.required("ClientIpPool")?);
     let settings = Settings::parse(p, "IpSecServerName")?;
-    let psk = ipsec::server_psk(p.str("Psk"))?;
+    // The PSK given, or one made up (ListIpsecServers shows it).
+    let psk = match &settings.psk {
+        Some(given) => given.clone(),
+        None => ipsec::server_psk(None)?,
+    };
     let dry = dry_run(p)?;
     let (app, account_id) = (ctx.app.clone(), ctx.account_id);
     ctx.write_once(move |tx| {
@@ -335,10 +331,6 @@ pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
     .await
 }
 
-fn proposal(enc: &str, auth: &str, dh: &str) -> Proposal {
-    Proposal { enc: enc.into(), auth: auth.into(), dh: dh.into() }
-}
-
 /// The gateway's IPsec server as its plan carries it.
 pub fn plan(tx: &dyn Tx, key: &MasterKey, gw: &VpnGateway) -> ApiResult<Option<IpsecServerPlan>> {
     let Some(s) = of_gateway(tx, gw)? else { return Ok(None) };
@@ -350,9 +342,9 @@ pub fn plan(tx: &dyn Tx, key: &MasterKey, gw: &VpnGateway) -> ApiResult<Option<I
         effect_immediately: s.effect_immediately,
         ike_version: IkeVersion::from_wire(&ike.ike_version).unwrap_or_default(),
         aggressive: ike.ike_mode == "aggressive",
-        ike: proposal(&ike.ike_enc_alg, &ike.ike_auth_alg, &ike.ike_pfs),
+        ike: ike.proposal(),
         ike_lifetime_s: ike.ike_lifetime,
-        esp: proposal(&esp.ipsec_enc_alg, &esp.ipsec_auth_alg, &esp.ipsec_pfs),
+        esp: esp.proposal(),
         ipsec_lifetime_s: esp.ipsec_lifetime,
         local_id: ike.local_id.clone(),
         remote_id: ike.remote_id.clone(),

@@ -314,6 +314,15 @@ pub trait TxExt: Tx {
     fn list_as<R: Resource>(&self, q: &ListQuery) -> ApiResult<Vec<R>> {
         self.list(q)?.iter().map(R::from_record).collect()
     }
+    /// The account's resources of kind `R` that hang under `parent_id`.
+    fn children_as<R: Resource>(&self, account_id: i64, parent_id: &str) -> ApiResult<Vec<R>> {
+        self.list_as(&ListQuery {
+            kind: R::KIND,
+            account_id,
+            parent_id: Some(parent_id.to_string()),
+            ..Default::default()
+        })
+    }
     fn insert_as<R: Resource>(&mut self, r: &R) -> ApiResult<()> {
         self.insert(&r.to_record())
     }

@@ -33,13 +33,16 @@ import ipaddress
 import itertools
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -57,6 +60,41 @@ SWANCTL_SUBDIRS = ("x509", "x509ca", "x509ocsp", "x509aa", "x509ac", "x509crl", 
 
 class LabError(RuntimeError):
     pass
+
+
+class _LoudSkipReport:
+    """Repeats why a lab test did not run at the very end of pytest's report."""
+
+    def __init__(self, title: str, msg: str):
+        self.title, self.msg = title, msg
+
+    def pytest_terminal_summary(self, terminalreporter):
+        terminalreporter.write_sep("!", f"{self.title} did NOT run", red=True, bold=True)
+        terminalreporter.write_line(self.msg, red=True, bold=True)
+
+
+def skip_loudly(request, what: str, problem: str, needs: str) -> None:
+    """Skips `what` ("gateway end-to-end tests") because of `problem`, loudly: on stderr, as a
+    warning and again at the end of the report. With GATEHOUSE_REQUIRE_DATAPLANE=1 (set by
+    ./scripts/test.sh when it could install the packages) it fails instead. `needs` says what the
+    tests need."""
+    import pytest
+
+    msg = (f"{what.upper()} SKIPPED on this machine: {problem}. They need {needs}; ./scripts/test.sh "
+           f"installs the packages when it runs as root.")
+    if os.environ.get("GATEHOUSE_REQUIRE_DATAPLANE") == "1":
+        pytest.fail(msg + " GATEHOUSE_REQUIRE_DATAPLANE=1 demands that they run.", pytrace=False)
+    pm = request.config.pluginmanager
+    name = "gatehouse-skip-" + re.sub(r"\W+", "-", what.lower())
+    if not pm.has_plugin(name):
+        pm.register(_LoudSkipReport(what, msg), name)
+        try:
+            sys.__stderr__.write(f"\n!!!!! {msg}\n")
+            sys.__stderr__.flush()
+        except Exception:
+            pass
+        warnings.warn(msg)
+    pytest.skip(msg)
 
 
 # --------------------------------------------------------------------------- commands

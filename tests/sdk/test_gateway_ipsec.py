@@ -31,7 +31,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -41,7 +40,8 @@ from typing import Any, Callable
 import pytest
 
 import support
-from lab import Capture, Charon, Lab, machine_problem, netns_list, parse_pretty, pid_alive, pid_namespaces, run
+from lab import (Capture, Charon, Lab, machine_problem, netns_list, parse_pretty, pid_alive, pid_namespaces, run,
+                 skip_loudly)
 from support import Creds, GatehouseServer, describe_gateway, items, make_api, vpc_id, vsw_id, wait_status
 
 KIND = "classic"  # one SDK is enough here: these tests are about the data plane, and slow
@@ -137,33 +137,6 @@ class LiveApi:
 # ----------------------------------------------------------------------------- the site (module)
 
 
-class _LoudSkipReport:
-    """Repeats why the gateway tests did not run at the very end of pytest's report."""
-
-    def __init__(self, msg: str):
-        self.msg = msg
-
-    def pytest_terminal_summary(self, terminalreporter):
-        terminalreporter.write_sep("!", "gateway end-to-end tests did NOT run", red=True, bold=True)
-        terminalreporter.write_line(self.msg, red=True, bold=True)
-
-
-def _skip_loudly(request, problem: str) -> None:
-    msg = (f"GATEWAY END-TO-END TESTS SKIPPED on this machine: {problem}. They need root, network "
-           f"namespaces and strongSwan (charon-systemd, swanctl); ./scripts/test.sh installs the packages "
-           f"when it runs as root.")
-    if os.environ.get("GATEHOUSE_REQUIRE_DATAPLANE") == "1":
-        pytest.fail(msg + " GATEHOUSE_REQUIRE_DATAPLANE=1 demands that they run.", pytrace=False)
-    pm = request.config.pluginmanager
-    if not pm.has_plugin("gatehouse-gateway-e2e-skip"):
-        pm.register(_LoudSkipReport(msg), "gatehouse-gateway-e2e-skip")
-        try:
-            sys.__stderr__.write(f"\n!!!!! {msg}\n")
-            sys.__stderr__.flush()
-        except Exception:
-            pass
-        warnings.warn(msg)
-    pytest.skip(msg)
 
 
 class Site:
@@ -250,12 +223,13 @@ class Site:
             pass
 
 
-@pytest.fixture(scope="module")
-def site(request, tmp_path_factory):
-    problem = machine_problem()
+def running_site(request, tmp_path_factory, what: str, needs: str, problem: str | None):
+    """A gateway-mode Site for a module's tests (a generator for a fixture to `yield from`):
+    skipped loudly when the machine has a `problem` (see `lab.skip_loudly`), its lab removed and
+    its logs kept at the end."""
     if problem is not None:
-        _skip_loudly(request, problem)
-    logs = tmp_path_factory.mktemp("gateway-ipsec-logs")
+        skip_loudly(request, what, problem, needs)
+    logs = tmp_path_factory.mktemp(what.replace(" ", "-"))
     lab = Lab()
     s = None
     try:
@@ -269,6 +243,12 @@ def site(request, tmp_path_factory):
         problems = lab.cleanup()
         if problems:
             warnings.warn(f"lab cleanup: {problems}")
+
+
+@pytest.fixture(scope="module")
+def site(request, tmp_path_factory):
+    yield from running_site(request, tmp_path_factory, "gateway end-to-end tests",
+                            "root, network namespaces and strongSwan (charon-systemd, swanctl)", machine_problem())
 
 
 class Customer:

@@ -37,7 +37,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -45,9 +44,9 @@ from pathlib import Path
 import pytest
 
 import support
-from lab import Capture, Lab, machine_problem, netns_list, pid_alive, pid_namespaces, run
+from lab import Capture, machine_problem, netns_list, pid_alive, pid_namespaces, run
 from support import describe_gateway, items, wait_status
-from test_gateway_ipsec import APPLY, GATEWAY_READY, Env, Site, holds, tail, until
+from test_gateway_ipsec import APPLY, GATEWAY_READY, Env, Site, holds, running_site, tail, until
 from test_ssl_vpn import LOG_LINE_RE, _openvpn_problem, directives, line_time, openvpn_binary
 
 CLIENT_POOL = "192.168.250.0/24"
@@ -65,31 +64,6 @@ DONE = "Initialization Sequence Completed"
 # ----------------------------------------------------------------------------- skipping
 
 
-class _LoudSkipReport:
-    def __init__(self, msg: str):
-        self.msg = msg
-
-    def pytest_terminal_summary(self, terminalreporter):
-        terminalreporter.write_sep("!", "gateway SSL-VPN end-to-end tests did NOT run", red=True, bold=True)
-        terminalreporter.write_line(self.msg, red=True, bold=True)
-
-
-def _skip_loudly(request, problem: str) -> None:
-    msg = (f"GATEWAY SSL-VPN END-TO-END TESTS SKIPPED on this machine: {problem}. They need root, network "
-           f"namespaces, /dev/net/tun, strongSwan (charon-systemd, swanctl) and openvpn; ./scripts/test.sh "
-           f"installs the packages when it runs as root.")
-    if os.environ.get("GATEHOUSE_REQUIRE_DATAPLANE") == "1":
-        pytest.fail(msg + " GATEHOUSE_REQUIRE_DATAPLANE=1 demands that they run.", pytrace=False)
-    pm = request.config.pluginmanager
-    if not pm.has_plugin("gatehouse-gateway-ssl-e2e-skip"):
-        pm.register(_LoudSkipReport(msg), "gatehouse-gateway-ssl-e2e-skip")
-        try:
-            sys.__stderr__.write(f"\n!!!!! {msg}\n")
-            sys.__stderr__.flush()
-        except Exception:
-            pass
-        warnings.warn(msg)
-    pytest.skip(msg)
 
 
 # ----------------------------------------------------------------------------- the client
@@ -358,23 +332,9 @@ class SslEnv(Env):
 
 @pytest.fixture(scope="module")
 def site(request, tmp_path_factory):
-    problem = machine_problem() or _openvpn_problem()
-    if problem is not None:
-        _skip_loudly(request, problem)
-    logs = tmp_path_factory.mktemp("gateway-ssl-vpn-logs")
-    lab = Lab()
-    s = None
-    try:
-        s = Site(lab, logs)
-        s.server.start()
-        yield s
-    finally:
-        if s is not None:
-            s.server.stop()
-            s.save_logs()
-        problems = lab.cleanup()
-        if problems:
-            warnings.warn(f"lab cleanup: {problems}")
+    yield from running_site(request, tmp_path_factory, "gateway SSL-VPN end-to-end tests",
+                            "root, network namespaces, /dev/net/tun, strongSwan (charon-systemd, swanctl) and openvpn",
+                            machine_problem() or _openvpn_problem())
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -1022,32 +1021,6 @@ def test_deleted_certificates_are_revoked(pki, ossl):
 # ----------------------------------------------------------------------------- a real OpenVPN (root)
 
 
-class _LoudSkipReport:
-    """Repeats why the OpenVPN test did not run at the very end of pytest's report."""
-
-    def __init__(self, msg: str):
-        self.msg = msg
-
-    def pytest_terminal_summary(self, terminalreporter):
-        terminalreporter.write_sep("!", "SSL-VPN end-to-end test did NOT run", red=True, bold=True)
-        terminalreporter.write_line(self.msg, red=True, bold=True)
-
-
-def _skip_loudly(request, problem: str) -> None:
-    msg = (f"SSL-VPN END-TO-END TEST SKIPPED on this machine: {problem}. It needs root, network namespaces, "
-           f"/dev/net/tun and OpenVPN; ./scripts/test.sh installs the packages when it runs as root.")
-    if os.environ.get("GATEHOUSE_REQUIRE_DATAPLANE") == "1":
-        pytest.fail(msg + " GATEHOUSE_REQUIRE_DATAPLANE=1 demands that it runs.", pytrace=False)
-    pm = request.config.pluginmanager
-    if not pm.has_plugin("gatehouse-ssl-vpn-e2e-skip"):
-        pm.register(_LoudSkipReport(msg), "gatehouse-ssl-vpn-e2e-skip")
-        try:
-            sys.__stderr__.write(f"\n!!!!! {msg}\n")
-            sys.__stderr__.flush()
-        except Exception:
-            pass
-        warnings.warn(msg)
-    pytest.skip(msg)
 
 
 def openvpn_binary() -> str | None:
@@ -1086,10 +1059,11 @@ def _openvpn_problem() -> str | None:
 @pytest.fixture
 def vpn_lab(request):
     """A lab.Lab (bridges, namespaces, processes by PID), removed at teardown."""
+    from lab import Lab, skip_loudly
+
     problem = _openvpn_problem()
     if problem is not None:
-        _skip_loudly(request, problem)
-    from lab import Lab
+        skip_loudly(request, "SSL-VPN end-to-end tests", problem, "root, network namespaces, /dev/net/tun and OpenVPN")
 
     lab = Lab()
     try:

@@ -93,12 +93,7 @@ fn find(tx: &dyn Tx, account_id: i64, region: &str, id: &str) -> ApiResult<SslVp
 
 /// Every certificate of a server (revoked ones are gone).
 pub fn of_server(tx: &dyn Tx, account_id: i64, server_id: &str) -> ApiResult<Vec<SslVpnClientCert>> {
-    tx.list_as(&ListQuery {
-        kind: SslVpnClientCert::KIND,
-        account_id,
-        parent_id: Some(server_id.to_string()),
-        ..Default::default()
-    })
+    tx.children_as(account_id, server_id)
 }
 
 pub async fn create(ctx: Ctx) -> ApiResult<Body> {

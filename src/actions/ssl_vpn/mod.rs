@@ -121,13 +121,7 @@ pub fn find(tx: &dyn Tx, account_id: i64, region: &str, id: &str) -> ApiResult<S
 
 /// The gateway's SSL-VPN server, if it has one.
 pub fn of_gateway(tx: &dyn Tx, gw: &VpnGateway) -> ApiResult<Option<SslVpnServer>> {
-    let servers: Vec<SslVpnServer> = tx.list_as(&ListQuery {
-        kind: SslVpnServer::KIND,
-        account_id: gw.account_id,
-        parent_id: Some(gw.id.clone()),
-        ..Default::default()
-    })?;
-    Ok(servers.into_iter().next())
+    Ok(tx.children_as::<SslVpnServer>(gw.account_id, &gw.id)?.into_iter().next())
 }
 
 /// Traffic to the SSL-VPN server's client pool goes to its clients: no route may send it into a
