@@ -58,9 +58,9 @@ fi
 # (GATEHOUSE_REQUIRE_DATAPLANE=1); elsewhere they are skipped, loudly.
 GATEWAY_PKGS=(strongswan-charon strongswan-swanctl charon-systemd libcharon-extra-plugins
               libcharon-extauth-plugins libstrongswan-standard-plugins iproute2 iputils-ping tcpdump procps
-              openvpn)
+              openvpn bird2 frr)
 install_failed=""
-step "gateway test packages (strongSwan, OpenVPN, iproute2, ping, tcpdump)"
+step "gateway test packages (strongSwan, OpenVPN, BIRD, FRR, iproute2, ping, tcpdump)"
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then
   missing=()
   for p in "${GATEWAY_PKGS[@]}"; do

@@ -60,13 +60,21 @@ enum Command {
         #[command(flatten)]
         data: DataDir,
     },
-    /// Print the customer side's strongSwan configuration (swanctl.conf) for an IPsec connection.
+    /// Print the customer side's strongSwan configuration (swanctl.conf) for an IPsec connection,
+    /// or with --bgp its BGP configuration.
     PeerConfig {
         /// The connection (vco-...).
         id: String,
         /// The account that owns it.
         #[arg(long, default_value = accounts::ROOT_ACCOUNT)]
         account: String,
+        /// Print the BGP side instead, for this daemon: FRR's bgpd.conf or BIRD 2's bird.conf.
+        #[arg(long, value_enum)]
+        bgp: Option<gatehouse::peer_config::BgpDaemon>,
+        /// A network the customer announces over BGP (repeatable; by default the connection's
+        /// RemoteSubnet other than 0.0.0.0/0).
+        #[arg(long, requires = "bgp")]
+        announce: Vec<ipnet::Ipv4Net>,
         #[command(flatten)]
         data: DataDir,
     },
@@ -273,7 +281,7 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(args) => serve(*args).await,
             Command::Accounts { command, data } => accounts_command(command, data).await,
             Command::Keys { command, data } => keys_command(command, data).await,
-            Command::PeerConfig { id, account, data } => peer_config(id, account, data),
+            Command::PeerConfig { id, account, bgp, announce, data } => peer_config(id, account, bgp, announce, data),
             Command::SslServerConfig { id, account, data } => ssl_server_config(id, account, data),
             Command::Certificates { command, data } => certificates_command(command, data).await,
         }
@@ -438,10 +446,18 @@ fn account_id(tx: &dyn gatehouse::store::Tx, name: &str) -> gatehouse::api::erro
     Ok(acct.id)
 }
 
-fn peer_config(id: String, account: String, data: DataDir) -> anyhow::Result<()> {
+fn peer_config(
+    id: String,
+    account: String,
+    bgp: Option<gatehouse::peer_config::BgpDaemon>,
+    announce: Vec<ipnet::Ipv4Net>,
+    data: DataDir,
+) -> anyhow::Result<()> {
     let (store, master) = open(&data)?;
-    let conf = store
-        .read(|tx| gatehouse::actions::vpn_connections::peer_config(tx, &master, account_id(tx, &account)?, &id))?;
+    let bgp = bgp.map(|daemon| (daemon, announce.as_slice()));
+    let conf = store.read(|tx| {
+        gatehouse::actions::vpn_connections::peer_config(tx, &master, account_id(tx, &account)?, &id, bgp)
+    })?;
     print!("{conf}");
     Ok(())
 }

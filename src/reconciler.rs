@@ -256,15 +256,23 @@ async fn record_events(app: Arc<App>, mut events: UnboundedReceiver<Event>, mut 
             }
         }
         for e in &batch {
-            if let Event::Tunnel { gateway_id, connection_id, tunnel_id, status, cause, .. } = e {
-                tracing::info!(
+            match e {
+                Event::Tunnel { gateway_id, connection_id, tunnel_id, status, cause, .. } => tracing::info!(
                     gateway = gateway_id,
                     connection = connection_id,
                     tunnel = tunnel_id,
                     status = status.wire(),
                     cause,
                     "tunnel"
-                );
+                ),
+                Event::Bgp { gateway_id, report, .. } => tracing::info!(
+                    gateway = gateway_id,
+                    connection = report.connection_id,
+                    sessions = ?report.tunnels.iter().map(|(t, s)| format!("{t}={}", s.wire())).collect::<Vec<_>>(),
+                    learned = report.learned_routes.len(),
+                    "bgp"
+                ),
+                _ => {}
             }
         }
         let batch = Arc::new(batch);

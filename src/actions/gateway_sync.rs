@@ -6,7 +6,8 @@
 //! - `record` (write transaction): what the data plane reported, kept only while the gateway is
 //!   still at the generation the plan was made for, so an older outcome never overwrites a newer
 //!   change. Connections being deleted go; changed ones become `active`; so does the gateway.
-//! - `record_events`: later news from the data plane, each tunnel status only over an older one.
+//! - `record_events`: later news from the data plane (tunnel statuses, each only over an older
+//!   one; BGP sessions and what they learned; health; remote access).
 
 use std::net::Ipv4Addr;
 
@@ -64,13 +65,19 @@ pub fn plan(tx: &dyn Tx, key: &MasterKey, gw: &VpnGateway, complete: bool) -> Ap
                 ipsec_lifetime_s: s.ipsec.ipsec_lifetime,
                 dpd: s.enable_dpd,
                 nat_traversal: s.enable_nat_traversal,
-                bgp: s.bgp.enable_bgp.then(|| BgpPlan {
-                    local_asn: s.bgp.local_asn,
-                    peer_asn: cgw.and_then(|g| g.asn),
-                    tunnel_cidr: s.bgp.tunnel_cidr.clone(),
-                    local_ip: s.bgp.local_bgp_ip.clone(),
-                    peer_ip: s.bgp.peer_bgp_ip(),
-                }),
+                bgp: match s.bgp.enable_bgp {
+                    false => None,
+                    true => Some(BgpPlan {
+                        local_asn: s.bgp.local_asn,
+                        peer_asn: cgw.and_then(|g| g.asn),
+                        tunnel_cidr: s.bgp.tunnel_cidr.parse().map_err(|_| {
+                            ApiError::internal(format!("stored TunnelCidr {:?} is not a CIDR", s.bgp.tunnel_cidr))
+                        })?,
+                        local_ip: ip("LocalBgpIp", &s.bgp.local_bgp_ip)?,
+                        peer_ip: ip("PeerBgpIp", &s.bgp.peer_bgp_ip())?,
+                        auth_key: cgw.and_then(|g| g.auth_key.as_ref()).map(|k| k.open(key)).transpose()?,
+                    }),
+                },
             });
         }
         let h = &c.health_check;
@@ -225,6 +232,19 @@ pub fn record_events(tx: &mut dyn Tx, events: &[Event]) -> ApiResult<()> {
                 }
                 (t.status, t.status_seq) = (*status, *seq);
                 tx.update_as(&conn)?;
+            }
+            Event::Bgp { account_id, report, .. } => {
+                let Some(mut conn) = tx.get_as::<VpnConnection>(*account_id, &report.connection_id)? else { continue };
+                if conn.state == ConnectionState::Deleting {
+                    continue;
+                }
+                for (id, status) in &report.tunnels {
+                    if let Some(t) = conn.tunnels.iter_mut().find(|t| &t.id == id) {
+                        t.bgp_status = *status;
+                    }
+                }
+                tx.update_as(&conn)?;
+                vpn_routes::record_learned_routes(tx, *account_id, &conn.id, &report.learned_routes)?;
             }
             Event::SslVpn { account_id, report, .. } => ssl_vpn::record(tx, *account_id, report)?,
             Event::IpsecServer { account_id, report, .. } => ipsec_server::record(tx, *account_id, report)?,

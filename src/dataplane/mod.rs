@@ -108,6 +108,18 @@ mod exposed {
     }
 }
 
+mod exposed_opt {
+    use crate::secret::Secret;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &Option<Secret>, ser: S) -> Result<S::Ok, S::Error> {
+        s.as_ref().map(Secret::expose).serialize(ser)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Secret>, D::Error> {
+        Option::<String>::deserialize(de).map(|s| s.map(Secret::new))
+    }
+}
+
 /// One tunnel as the gateway runs it. Local is the gateway, remote the customer gateway.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TunnelPlan {
@@ -133,14 +145,31 @@ pub struct TunnelPlan {
     pub bgp: Option<BgpPlan>,
 }
 
+/// A tunnel's BGP session: from `local_ip` (on the gateway's side of the tunnel) and
+/// `local_asn` to the customer's `peer_ip`, both in `tunnel_cidr`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BgpPlan {
     pub local_asn: u32,
     /// The customer gateway's ASN; None when it has none (BGP cannot come up).
     pub peer_asn: Option<u32>,
-    pub tunnel_cidr: String,
-    pub local_ip: String,
-    pub peer_ip: String,
+    pub tunnel_cidr: Ipv4Net,
+    pub local_ip: Ipv4Addr,
+    pub peer_ip: Ipv4Addr,
+    /// The customer gateway's AuthKey (TCP MD5), if it has one.
+    #[serde(default, with = "exposed_opt")]
+    pub auth_key: Option<Secret>,
+}
+
+/// A tunnel's traffic selectors on one side when it runs BGP: the connection's subnets, plus the
+/// tunnel's CIDR unless they already hold it (the BGP session itself crosses the tunnel).
+pub fn with_tunnel_cidr(subnets: &[Ipv4Net], tunnel_cidr: Option<Ipv4Net>) -> Vec<Ipv4Net> {
+    let mut out = subnets.to_vec();
+    if let Some(cidr) = tunnel_cidr.map(|c| c.trunc()) {
+        if !subnets.iter().any(|s| s.contains(&cidr)) {
+            out.push(cidr);
+        }
+    }
+    out
 }
 
 /// The health check: probes from `sip` to `dip` through the tunnel every `interval_s`; `retry`
@@ -233,18 +262,47 @@ impl ConnectionReport {
         health: HealthStatus,
         error: Option<String>,
     ) -> Self {
+        Self::new(c, status, |_| false, Vec::new(), health, error)
+    }
+
+    /// A connection whose tunnels are as `status` says, with the BGP sessions of those tunnels
+    /// that run BGP up where `bgp_up` says so, and `learned_routes` learned over them.
+    pub fn new(
+        c: &ConnectionPlan,
+        status: impl Fn(&TunnelPlan) -> TunnelStatus,
+        bgp_up: impl Fn(&TunnelPlan) -> bool,
+        learned_routes: Vec<Ipv4Net>,
+        health: HealthStatus,
+        error: Option<String>,
+    ) -> Self {
         let tunnels = c
             .tunnels
             .iter()
-            .map(|t| TunnelReport {
-                id: t.id.clone(),
-                seq: next_seq(),
-                status: status(t),
-                bgp_status: if t.bgp.is_some() { BgpStatus::Failed } else { BgpStatus::None },
-            })
+            .map(|t| TunnelReport { id: t.id.clone(), seq: next_seq(), status: status(t), bgp_status: t.bgp_status(&bgp_up) })
             .collect();
-        ConnectionReport { id: c.id.clone(), tunnels, health, learned_routes: Vec::new(), error }
+        ConnectionReport { id: c.id.clone(), tunnels, health, learned_routes, error }
     }
+}
+
+impl TunnelPlan {
+    /// The tunnel's BGP status: none without BGP, `success` while its session is up.
+    pub fn bgp_status(&self, up: impl Fn(&TunnelPlan) -> bool) -> BgpStatus {
+        match &self.bgp {
+            None => BgpStatus::None,
+            Some(_) if up(self) => BgpStatus::Success,
+            Some(_) => BgpStatus::Failed,
+        }
+    }
+}
+
+/// What a connection's BGP sessions say, later than an apply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpReport {
+    pub connection_id: String,
+    /// (tunnel ID, its session's status), for the tunnels that run BGP.
+    pub tunnels: Vec<(String, BgpStatus)>,
+    /// Prefixes learned over those sessions.
+    pub learned_routes: Vec<Ipv4Net>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,6 +339,12 @@ pub enum Event {
         account_id: i64,
         gateway_id: String,
         report: IpsecServerReport,
+    },
+    /// A connection's BGP sessions or what they learned changed.
+    Bgp {
+        account_id: i64,
+        gateway_id: String,
+        report: BgpReport,
     },
     /// The SSL-VPN server's clients or log changed.
     SslVpn {

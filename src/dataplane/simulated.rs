@@ -228,13 +228,14 @@ pub(crate) mod tests {
         }
     }
 
-    fn bgp(peer_asn: Option<u32>) -> Option<BgpPlan> {
+    pub(crate) fn bgp(peer_asn: Option<u32>) -> Option<BgpPlan> {
         Some(BgpPlan {
             local_asn: 45104,
             peer_asn,
-            tunnel_cidr: "169.254.10.0/30".into(),
-            local_ip: "169.254.10.1".into(),
-            peer_ip: "169.254.10.2".into(),
+            tunnel_cidr: "169.254.10.0/30".parse().unwrap(),
+            local_ip: "169.254.10.1".parse().unwrap(),
+            peer_ip: "169.254.10.2".parse().unwrap(),
+            auth_key: None,
         })
     }
 

@@ -667,29 +667,44 @@ pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
     .await
 }
 
-/// The customer side's strongSwan configuration (swanctl.conf) for connection `id` of
-/// `account_id`, ready to load on the customer gateway.
-pub fn peer_config(tx: &dyn Tx, key: &MasterKey, account_id: i64, id: &str) -> ApiResult<String> {
+/// The customer side's configuration for connection `id` of `account_id`: its strongSwan
+/// swanctl.conf, or with `bgp` its BGP daemon's (announcing `announce`; the connection's
+/// RemoteSubnet by default).
+pub fn peer_config(
+    tx: &dyn Tx,
+    key: &MasterKey,
+    account_id: i64,
+    id: &str,
+    bgp: Option<(crate::peer_config::BgpDaemon, &[ipnet::Ipv4Net])>,
+) -> ApiResult<String> {
     let conn = tx.get_as::<VpnConnection>(account_id, id)?.ok_or_else(not_found)?;
     let mut peers = Vec::new();
     for t in &conn.tunnels {
         let cgw = customer_gateways::find(tx, account_id, &conn.region_id, &t.spec.customer_gateway_id)?;
-        peers.push((t, cgw.ip_address, t.spec.ike.psk.open(key)?));
+        let auth_key = cgw.auth_key.as_ref().map(|k| k.open(key)).transpose()?;
+        peers.push((t, cgw.ip_address, cgw.asn, auth_key, t.spec.ike.psk.open(key)?));
     }
     let tunnels = peers
         .iter()
-        .map(|(t, customer_ip, psk)| {
+        .map(|(t, customer_ip, asn, auth_key, psk)| {
             let mut p = crate::peer_config::PeerTunnel::of(&t.spec, &t.internet_ip, customer_ip, psk);
             if !conn.dual_tunnel {
                 p.label = "";
             }
+            (p.customer_asn, p.auth_key) = (*asn, auth_key.as_ref());
             p
         })
         .collect();
-    Ok(crate::peer_config::swanctl_conf(&crate::peer_config::PeerView {
+    let view = crate::peer_config::PeerView {
         name: &conn.id,
         local_subnet: &conn.local_subnet,
         remote_subnet: &conn.remote_subnet,
         tunnels,
-    }))
+    };
+    match bgp {
+        None => Ok(crate::peer_config::swanctl_conf(&view)),
+        Some((daemon, announce)) => crate::peer_config::bgp_conf(&view, daemon, announce).ok_or_else(|| {
+            ApiError::bad_request("OperationFailed.BgpNotEnabled", format!("Connection {id} runs no BGP."))
+        }),
+    }
 }

@@ -5,11 +5,9 @@
 //! short enough for a unix socket, `charon.vici`.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::process::Command;
-
+use super::daemon::{self, alive, Daemon};
 use super::links;
 use crate::dataplane::DataPlaneError;
 
@@ -60,27 +58,18 @@ pub struct Charon {
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub ns: String,
+    daemon: Daemon,
 }
-
-/// Unix socket paths are limited to 108 bytes.
-const MAX_SOCKET_PATH: usize = 100;
 
 impl Charon {
     pub fn new(dir: PathBuf, ns: String) -> Self {
-        let mut socket = dir.join("charon.vici");
-        if socket.as_os_str().len() > MAX_SOCKET_PATH {
-            socket =
-                std::env::temp_dir().join(format!("gatehouse-{}.vici", links::host_link(&dir.to_string_lossy(), "")));
-        }
-        Charon { dir, socket, ns }
+        let socket = daemon::socket_path(&dir, "charon.vici");
+        let daemon = Daemon::new(ns.clone(), dir.join("charon.pid"));
+        Charon { dir, socket, ns, daemon }
     }
 
     fn conf_path(&self) -> PathBuf {
         self.dir.join("strongswan.conf")
-    }
-
-    fn pid_path(&self) -> PathBuf {
-        self.dir.join("charon.pid")
     }
 
     /// strongswan.conf for this instance. IKEv2 declares a peer dead after about 8 s of
@@ -122,12 +111,9 @@ charon-systemd {{
         )
     }
 
-    /// The PID of this gateway's charon if one runs: recorded by us, alive, and inside the
-    /// gateway's namespace (a recycled PID is not ours).
+    /// The PID of this gateway's charon if one runs (see `Daemon::running_pid`).
     pub async fn running_pid(&self) -> Option<u32> {
-        let pid: u32 = std::fs::read_to_string(self.pid_path()).ok()?.trim().parse().ok()?;
-        alive(pid).then_some(())?;
-        (links::namespace_of(pid).await.as_deref() == Some(self.ns.as_str())).then_some(pid)
+        self.daemon.running_pid().await
     }
 
     /// Starts charon in the namespace, in its own process group so that it outlives Gatehouse.
@@ -136,23 +122,10 @@ charon-systemd {{
         std::fs::write(self.conf_path(), self.conf(backend))
             .map_err(|e| DataPlaneError::new(format!("writing strongswan.conf: {e}")))?;
         let _ = std::fs::remove_file(&self.socket);
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "charon-systemd"])
-            .env("STRONGSWAN_CONF", self.conf_path())
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| DataPlaneError::new(format!("starting charon-systemd: {e}")))?;
-        let pid = child.id().ok_or_else(|| DataPlaneError::new("charon exited at once"))?;
-        std::fs::write(self.pid_path(), format!("{pid}\n"))
-            .map_err(|e| DataPlaneError::new(format!("writing charon.pid: {e}")))?;
-        // Reap it when it exits, so a dead charon leaves no zombie behind.
-        tokio::spawn(async move {
-            let _ = child.wait().await;
-        });
-        Ok(pid)
+        let conf = self.conf_path();
+        self.daemon.start("charon-systemd", std::iter::empty::<&str>(), |cmd| {
+            cmd.env("STRONGSWAN_CONF", conf);
+        })
     }
 
     /// Waits until the VICI socket answers.
@@ -177,45 +150,8 @@ charon-systemd {{
 
     /// Stops this gateway's charon: TERM (it deletes its SAs with the peers), then KILL.
     pub async fn stop(&self) {
-        let Some(pid) = self.running_pid().await else { return };
-        stop_process(pid).await;
-        let _ = std::fs::remove_file(self.pid_path());
+        self.daemon.stop().await;
     }
-}
-
-/// Stops a daemon of ours: TERM, then KILL if it is still there after 3 s; returns once it is
-/// gone (until then it holds its namespace and its ports), or after 2 s more.
-pub async fn stop_process(pid: u32) {
-    signal(pid, "TERM").await;
-    if !exited(pid, Duration::from_secs(3)).await {
-        signal(pid, "KILL").await;
-        exited(pid, Duration::from_secs(2)).await;
-    }
-}
-
-/// Waits up to `limit` for `pid` to exit; whether it did.
-async fn exited(pid: u32, limit: Duration) -> bool {
-    let start = Instant::now();
-    while alive(pid) {
-        if start.elapsed() >= limit {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    true
-}
-
-/// Whether `pid` is a live process (a zombie is not).
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name.
-        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()) != Some('Z'),
-        Err(_) => false,
-    }
-}
-
-async fn signal(pid: u32, sig: &str) {
-    let _ = links::run("kill", &[&format!("-{sig}"), &pid.to_string()]).await;
 }
 
 /// Whether the binaries gateway mode needs are installed.

@@ -13,6 +13,8 @@
 //! namespace's name.
 
 use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
 use std::path::Path;
 use std::time::Duration;
 
@@ -132,19 +134,21 @@ pub async fn ensure_default_route(ns: &str, via: Ipv4Addr) -> Result<(), DataPla
     ip(&["-n", ns, "route", "replace", "default", "via", &via.to_string(), "dev", "pub0"]).await.map(drop)
 }
 
-/// Makes exactly `wanted` the /32 addresses on the namespace's loopback (health-check sources).
-pub async fn ensure_probe_sources(ns: &str, wanted: &[Ipv4Addr]) -> Result<(), DataPlaneError> {
-    let shown = ip(&["-n", ns, "-4", "-o", "addr", "show", "dev", "lo"]).await?;
-    let have: Vec<Ipv4Addr> = shown
+/// Makes the addresses labelled `<dev>:<label>` on `dev` exactly `wanted` (addresses without
+/// that label, such as the link's own, are left alone).
+pub async fn ensure_addresses(ns: &str, dev: &str, label: &str, wanted: &[Ipv4Net]) -> Result<(), DataPlaneError> {
+    let label = format!("{dev}:{label}");
+    let shown = ip(&["-n", ns, "-4", "-o", "addr", "show", "dev", dev, "label", &label]).await?;
+    let have: Vec<Ipv4Net> = shown
         .lines()
         .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))
-        .filter_map(|cidr| cidr.strip_suffix("/32")?.parse().ok())
+        .filter_map(|cidr| cidr.parse().ok())
         .collect();
     for a in have.iter().filter(|a| !wanted.contains(a)) {
-        ip(&["-n", ns, "addr", "del", &format!("{a}/32"), "dev", "lo"]).await?;
+        ip(&["-n", ns, "addr", "del", &a.to_string(), "dev", dev]).await?;
     }
     for a in wanted.iter().filter(|a| !have.contains(a)) {
-        ip(&["-n", ns, "addr", "add", &format!("{a}/32"), "dev", "lo"]).await?;
+        ip(&["-n", ns, "addr", "add", &a.to_string(), "dev", dev, "label", &label]).await?;
     }
     Ok(())
 }

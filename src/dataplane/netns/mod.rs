@@ -1,6 +1,7 @@
 //! Gateway mode: every VPN gateway runs in a network namespace of its own (`links`), with its own
-//! strongSwan charon (`charon`) driven over VICI (`vici`). Namespaces keep tenants apart: two
-//! accounts may use the same subnets at once.
+//! strongSwan charon (`charon`) driven over VICI (`vici`), and, while it has BGP tunnels or an
+//! SSL-VPN server, its own BIRD (`bird`) and openvpn (`openvpn`); all of them are `daemon`s.
+//! Namespaces keep tenants apart: two accounts may use the same subnets at once.
 //!
 //! Each gateway has a supervisor task. It starts charon (or adopts the one an earlier Gatehouse
 //! left running), subscribes to its events, and after every event reads charon's SAs and
@@ -11,7 +12,9 @@
 //! SAs that are still right survive a Gatehouse restart), unloads what is gone, and starts
 //! negotiating the tunnels that take effect immediately.
 
+mod bird;
 mod charon;
+mod daemon;
 mod health;
 mod links;
 mod openvpn;
@@ -31,10 +34,12 @@ use tokio::sync::{mpsc::UnboundedSender, watch};
 
 pub use charon::{detect_backend, EspBackend};
 
+use ipnet::Ipv4Net;
+
 use super::remote_access::{IpsecServerReport, SslVpnPlan, SslVpnReport};
 use super::{
-    next_seq, ConnectionReport, DataPlane, DataPlaneError, Event, GatewayPlan, GatewayReport, HealthStatus,
-    RunningGateway, TunnelPlan, TunnelStatus,
+    next_seq, BgpReport, ConnectionReport, DataPlane, DataPlaneError, Event, GatewayPlan, GatewayReport,
+    HealthStatus, RunningGateway, TunnelPlan, TunnelStatus,
 };
 
 /// What an operator sets for gateway mode.
@@ -87,6 +92,9 @@ struct Gateway {
     /// The supervisor task, awaited when the gateway goes (so it cannot start a charon after).
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
     health: health::Prober,
+    /// The BGP speaker, and what its sessions last reported per connection.
+    bird: bird::Bird,
+    bgp_seen: Mutex<HashMap<String, BgpReport>>,
     /// The SSL-VPN server, and what of it was last reported.
     openvpn: openvpn::OpenVpn,
     ssl_seen: Mutex<SslSeen>,
@@ -153,6 +161,8 @@ impl Netns {
             stop: watch::channel(false).0,
             supervisor: Mutex::new(None),
             health: health::Prober::new(ns.clone(), plan.account_id, plan.gateway_id.clone(), self.events.clone()),
+            bird: bird::Bird::new(&c.dir.join(&plan.gateway_id), ns.clone()),
+            bgp_seen: Mutex::new(HashMap::new()),
             openvpn: openvpn::OpenVpn::new(&c.dir.join(&plan.gateway_id), ns),
             ssl_seen: Mutex::new(SslSeen::default()),
             server_clients: Mutex::new(None),
@@ -163,7 +173,7 @@ impl Netns {
             return Ok(existing.clone());
         }
         gateways.insert(plan.gateway_id.clone(), gw.clone());
-        tokio::spawn(watch_ssl_vpn(gw.clone(), self.events.clone()));
+        tokio::spawn(watch_daemons(gw.clone(), self.events.clone()));
         let task = tokio::spawn(supervise(gw.clone(), c.backend, self.events.clone()));
         *gw.supervisor.lock().expect("supervisor") = Some(task);
         Ok(gw)
@@ -184,19 +194,19 @@ impl DataPlane for Netns {
         *gw.plan.lock().expect("plan") = Some(plan.clone());
         let errors = load(&gw, &plan, self.config.backend).await?;
         let sas = vici::sas(&gw.charon.socket).await?;
-        let up = |t: &TunnelPlan| sas.status(t) == TunnelStatus::IpsecSaEstablished;
-        routes::program(&gw.ns, gw.esp_dev, &routes::usable(&plan, up)).await?;
-        let sources: Vec<Ipv4Addr> =
-            plan.connections.iter().filter_map(|c| c.health_check.as_ref().map(|h| h.sip)).collect();
-        links::ensure_probe_sources(&gw.ns, &sources).await?;
+        program_routing(&gw, &plan, |t| sas.status(t) == TunnelStatus::IpsecSaEstablished).await?;
+        let sources: Vec<Ipv4Net> =
+            plan.connections.iter().filter_map(|c| c.health_check.as_ref().map(|h| h.sip.into())).collect();
+        links::ensure_addresses(&gw.ns, "lo", "probe", &sources).await?;
         gw.health.set(&plan);
-        // BGP over the tunnels comes with the BIRD driver; until then it is down.
+        let (sessions, bgp_errors) = apply_bgp(&gw, &plan).await;
         let report = plan
             .connections
             .iter()
             .map(|c| {
                 let health = if c.health_check.is_some() { gw.health.status(&c.id) } else { HealthStatus::Success };
-                ConnectionReport::without_bgp(c, |t| sas.status(t), health, errors.get(&c.id).cloned())
+                let error = errors.get(&c.id).or(bgp_errors.get(&c.id)).cloned();
+                ConnectionReport::new(c, |t| sas.status(t), |t| sessions.up(t), sessions.learned(c), health, error)
             })
             .collect();
         let ssl_vpn = match &plan.ssl_vpn {
@@ -234,6 +244,7 @@ impl DataPlane for Netns {
         let charon = charon::Charon::new(dir.clone(), ns.clone());
         charon.stop().await;
         openvpn::OpenVpn::new(&dir, ns.clone()).stop().await;
+        bird::Bird::new(&dir, ns.clone()).stop().await;
         links::remove_namespace(&ns).await?;
         let _ = std::fs::remove_file(&charon.socket);
         let _ = std::fs::remove_dir_all(&dir);
@@ -387,11 +398,62 @@ async fn refresh(gw: &Gateway, events: &UnboundedSender<Event>, cause: &str) {
         // Routes follow their tunnels (a standby takes over while the active one is down).
         let _serial = gw.apply_lock.lock().await;
         let Some(plan) = gw.plan.lock().expect("plan").clone() else { return };
-        let up = |t: &TunnelPlan| sas.status(t) == TunnelStatus::IpsecSaEstablished;
-        if let Err(e) = routes::program(&gw.ns, gw.esp_dev, &routes::usable(&plan, up)).await {
+        if let Err(e) = program_routing(gw, &plan, |t| sas.status(t) == TunnelStatus::IpsecSaEstablished).await {
             tracing::warn!(gateway = gw.id, error = %e, "reprogramming routes failed");
         }
     }
+}
+
+/// Puts the BGP tunnels' LocalBgpIp on the ESP device (a restarted charon makes a new one) and
+/// programs the routes that can carry traffic (`up`: the tunnels established).
+async fn program_routing(
+    gw: &Gateway,
+    plan: &GatewayPlan,
+    up: impl Fn(&TunnelPlan) -> bool,
+) -> Result<(), DataPlaneError> {
+    let tunnel_ips: Vec<Ipv4Net> = plan
+        .connections
+        .iter()
+        .flat_map(|c| c.tunnels.iter().filter_map(|t| t.bgp.as_ref()))
+        .filter_map(|b| Ipv4Net::new(b.local_ip, b.tunnel_cidr.prefix_len()).ok())
+        .collect();
+    links::ensure_addresses(&gw.ns, gw.esp_dev, "bgp", &tunnel_ips).await?;
+    routes::program(&gw.ns, gw.esp_dev, &routes::usable(plan, up), routes::main_first(plan)).await
+}
+
+/// Brings BIRD to the plan; its sessions now (none when it does not run), and the connections
+/// whose BGP could not be configured, with why.
+async fn apply_bgp(gw: &Gateway, plan: &GatewayPlan) -> (bird::Sessions, BTreeMap<String, String>) {
+    let bgp_connections = plan.connections.iter().filter(|c| c.tunnels.iter().any(|t| t.bgp.is_some()));
+    let errors = match gw.bird.apply(plan).await {
+        Ok(errors) => errors,
+        Err(e) => bgp_connections.map(|c| (c.id.clone(), e.to_string())).collect(),
+    };
+    let sessions = match gw.bird.running_pid().await {
+        Some(_) => gw.bird.sessions().await.unwrap_or_default(),
+        None => bird::Sessions::default(),
+    };
+    for c in plan.connections.iter() {
+        if let Some(report) = bgp_report(c, &sessions) {
+            gw.bgp_seen.lock().expect("bgp").insert(c.id.clone(), report);
+        }
+    }
+    (sessions, errors)
+}
+
+/// What a connection's BGP sessions say; None for a connection without BGP.
+fn bgp_report(c: &super::ConnectionPlan, sessions: &bird::Sessions) -> Option<BgpReport> {
+    let tunnels: Vec<(String, super::BgpStatus)> = c
+        .tunnels
+        .iter()
+        .filter(|t| t.bgp.is_some())
+        .map(|t| (t.id.clone(), t.bgp_status(|t| sessions.up(t))))
+        .collect();
+    (!tunnels.is_empty()).then(|| BgpReport {
+        connection_id: c.id.clone(),
+        tunnels,
+        learned_routes: sessions.learned(c),
+    })
 }
 
 /// Reports the IPsec server's clients when their number changed.
@@ -519,7 +581,7 @@ async fn supervise(gw: Arc<Gateway>, backend: EspBackend, events: UnboundedSende
                     Some(Ok(Signal::Other)) => {}
                     _ => break,
                 },
-                _ = liveness.tick() => if !charon::alive(pid) { break },
+                _ = liveness.tick() => if !daemon::alive(pid) { break },
                 _ = stop.changed() => return,
             }
         }
@@ -541,36 +603,66 @@ async fn ssl_vpn_news(gw: &Gateway, plan: &SslVpnPlan, always: bool) -> Option<S
     (changed || always).then(|| SslVpnReport { id: id.to_string(), connections, log, error: None })
 }
 
-/// How often the SSL-VPN server is looked at between applies.
-const SSL_WATCH: Duration = Duration::from_secs(2);
+/// How often the SSL-VPN server and the BGP sessions are looked at between applies.
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Keeps the gateway's SSL-VPN server running (a dead openvpn is started again with the last
-/// plan) and reports its clients and log as they change.
-async fn watch_ssl_vpn(gw: Arc<Gateway>, events: UnboundedSender<Event>) {
+/// Keeps the gateway's openvpn and BIRD running (a dead one is started again with the last plan)
+/// and reports the SSL-VPN server's clients and log, and the BGP sessions, as they change.
+async fn watch_daemons(gw: Arc<Gateway>, events: UnboundedSender<Event>) {
     let mut stop = gw.stop.subscribe();
-    let mut tick = tokio::time::interval(SSL_WATCH);
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let (plan, local) = {
-            let plan = gw.plan.lock().expect("plan");
-            let Some(p) = plan.as_ref() else { continue };
-            (p.ssl_vpn.clone(), p.public_ips.first().copied())
-        };
-        let (Some(plan), Some(local)) = (plan, local) else { continue };
-        {
-            let _serial = gw.apply_lock.lock().await;
-            if gw.openvpn.running_pid().await.is_none() {
-                tracing::warn!(gateway = gw.id, "openvpn is not running; starting it");
-                if let Err(e) = gw.openvpn.apply(&plan, local).await {
-                    tracing::error!(gateway = gw.id, error = %e, "starting openvpn failed");
-                }
+        let Some(plan) = gw.plan.lock().expect("plan").clone() else { continue };
+        watch_ssl_vpn(&gw, &plan, &events).await;
+        watch_bgp(&gw, &plan, &events).await;
+    }
+}
+
+async fn watch_ssl_vpn(gw: &Gateway, plan: &GatewayPlan, events: &UnboundedSender<Event>) {
+    let (Some(server), Some(local)) = (&plan.ssl_vpn, plan.public_ips.first().copied()) else { return };
+    {
+        let _serial = gw.apply_lock.lock().await;
+        if gw.openvpn.running_pid().await.is_none() {
+            tracing::warn!(gateway = gw.id, "openvpn is not running; starting it");
+            if let Err(e) = gw.openvpn.apply(server, local).await {
+                tracing::error!(gateway = gw.id, error = %e, "starting openvpn failed");
             }
         }
-        if let Some(report) = ssl_vpn_news(&gw, &plan, false).await {
-            let _ = events.send(Event::SslVpn { account_id: gw.account_id, gateway_id: gw.id.clone(), report });
+    }
+    if let Some(report) = ssl_vpn_news(gw, server, false).await {
+        let _ = events.send(Event::SslVpn { account_id: gw.account_id, gateway_id: gw.id.clone(), report });
+    }
+}
+
+async fn watch_bgp(gw: &Gateway, plan: &GatewayPlan, events: &UnboundedSender<Event>) {
+    if !plan.connections.iter().any(|c| c.tunnels.iter().any(|t| t.bgp.is_some())) {
+        return;
+    }
+    {
+        let _serial = gw.apply_lock.lock().await;
+        if gw.bird.running_pid().await.is_none() {
+            tracing::warn!(gateway = gw.id, "bird is not running; starting it");
+            if let Err(e) = gw.bird.apply(plan).await {
+                tracing::error!(gateway = gw.id, error = %e, "starting bird failed");
+                return;
+            }
+        }
+    }
+    let sessions = match gw.bird.sessions().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(gateway = gw.id, error = %e, "reading BGP sessions");
+            return;
+        }
+    };
+    for report in plan.connections.iter().filter_map(|c| bgp_report(c, &sessions)) {
+        let seen = gw.bgp_seen.lock().expect("bgp").insert(report.connection_id.clone(), report.clone());
+        if seen.as_ref() != Some(&report) {
+            let _ = events.send(Event::Bgp { account_id: gw.account_id, gateway_id: gw.id.clone(), report });
         }
     }
 }

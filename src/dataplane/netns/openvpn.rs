@@ -8,16 +8,14 @@
 //! management socket, without a restart. Online clients come from the status file; the log
 //! from `openvpn.log`, read on from where it was last read.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
-use tokio::process::Command;
 
-use super::charon::{alive, stop_process};
-use super::links;
+use super::daemon::{alive, stop_process, Daemon};
 use crate::dataplane::remote_access::{LogLine, OpenVpnFiles, SslVpnPlan};
 use crate::dataplane::DataPlaneError;
 
@@ -28,7 +26,7 @@ const LOG_MAX: u64 = 8 << 20;
 
 pub struct OpenVpn {
     dir: PathBuf,
-    ns: String,
+    daemon: Daemon,
 }
 
 fn io_err(what: &str, e: impl std::fmt::Display) -> DataPlaneError {
@@ -37,18 +35,17 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> DataPlaneError {
 
 impl OpenVpn {
     pub fn new(gateway_dir: &Path, ns: String) -> Self {
-        OpenVpn { dir: gateway_dir.join("openvpn"), ns }
+        let dir = gateway_dir.join("openvpn");
+        OpenVpn { daemon: Daemon::new(ns, dir.join("openvpn.pid")), dir }
     }
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
-    /// The PID of this gateway's openvpn if one runs: recorded by us, alive, in the namespace.
+    /// The PID of this gateway's openvpn if one runs (see `Daemon::running_pid`).
     pub async fn running_pid(&self) -> Option<u32> {
-        let pid: u32 = std::fs::read_to_string(self.path("openvpn.pid")).ok()?.trim().parse().ok()?;
-        alive(pid).then_some(())?;
-        (links::namespace_of(pid).await.as_deref() == Some(self.ns.as_str())).then_some(pid)
+        self.daemon.running_pid().await
     }
 
     /// Brings the server to `plan` on `local`: started if it is not running, restarted if its
@@ -83,23 +80,11 @@ impl OpenVpn {
     async fn start(&self, conf: &str) -> Result<(), DataPlaneError> {
         std::fs::write(self.path("server.conf"), conf).map_err(|e| io_err("writing server.conf", e))?;
         let _ = std::fs::remove_file(self.path("management.sock"));
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "openvpn", "--config"])
-            .arg(self.path("server.conf"))
-            .current_dir(&self.dir)
+        let (conf, dir) = (self.path("server.conf"), self.dir.clone());
+        let pid = self.daemon.start("openvpn", [OsStr::new("--config"), conf.as_os_str()], |cmd| {
             // Log times in UTC, which is how they are read back.
-            .env("TZ", "UTC")
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| io_err("starting openvpn", e))?;
-        let pid = child.id().ok_or_else(|| DataPlaneError::new("openvpn exited at once"))?;
-        std::fs::write(self.path("openvpn.pid"), format!("{pid}\n")).map_err(|e| io_err("writing openvpn.pid", e))?;
-        tokio::spawn(async move {
-            let _ = child.wait().await;
-        });
+            cmd.current_dir(dir).env("TZ", "UTC");
+        })?;
         // Up once its management socket answers (a bad configuration exits at once instead).
         for _ in 0..100 {
             if !alive(pid) {
@@ -116,9 +101,7 @@ impl OpenVpn {
 
     /// Stops the server and forgets its files.
     pub async fn stop(&self) {
-        if let Some(pid) = self.running_pid().await {
-            stop_process(pid).await;
-        }
+        self.daemon.stop().await;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 

@@ -6,8 +6,10 @@
 //! Gatehouse owns routing table `ROUTES_TABLE` and the rules at priority `RULE_PRIORITY` in the
 //! namespace: every apply rewrites both to exactly the plan's routes. Policy routes (source +
 //! destination) are rules into the table; destination routes live in the main table under
-//! protocol `static` with Gatehouse's metrics. Traffic only enters a tunnel whose selectors match
-//! it (charon's own routes in table 220 come first for those).
+//! protocol `static` with Gatehouse's metrics, beside the routes BIRD learns over BGP (protocol
+//! `bird`). Traffic only enters a tunnel whose selectors match it (charon's own routes in table
+//! 220 come first for those, unless a tunnel with 0.0.0.0/0 selectors makes the main table go
+//! first: see `main_first`).
 
 use super::links::ip;
 use crate::dataplane::{DataPlaneError, GatewayPlan, RoutePlan, TunnelPlan};
@@ -17,6 +19,8 @@ const ROUTES_TABLE: &str = "230";
 /// The priority of policy-route rules: after charon's rule 220, so that traffic a tunnel's
 /// selectors already claim keeps going through that tunnel.
 const RULE_PRIORITY: &str = "230";
+/// The priority of the rule that looks the main table up before charon's (see `main_first`).
+const MAIN_FIRST_PRIORITY: &str = "219";
 /// Marks the routes this module owns in the main table.
 const PROTO: &str = "static";
 
@@ -42,8 +46,24 @@ pub fn usable(plan: &GatewayPlan, up: impl Fn(&TunnelPlan) -> bool) -> Vec<Route
         .collect()
 }
 
-/// Makes the namespace's Gatehouse routes exactly `routes`, leading to `dev`.
-pub async fn program(ns: &str, dev: &str, routes: &[RoutePlan]) -> Result<(), DataPlaneError> {
+/// Whether the main table must be looked up before charon's table 220: when a tunnel's remote
+/// selectors are 0.0.0.0/0, table 220 holds a default route into the tunnel, which would also
+/// take the traffic the tunnel delivers for the gateway's own side (and every destination the
+/// main table knows better: the VPC's subnet, BGP-learned and destination routes).
+pub fn main_first(plan: &GatewayPlan) -> bool {
+    plan.connections.iter().any(|c| c.remote_subnets.iter().any(|n| n.prefix_len() == 0))
+}
+
+/// Makes the namespace's Gatehouse routes exactly `routes`, leading to `dev`; with `main_first`,
+/// the main table's routes (all but its default route) win over charon's table.
+pub async fn program(ns: &str, dev: &str, routes: &[RoutePlan], main_first: bool) -> Result<(), DataPlaneError> {
+    let rule = ["lookup", "main", "suppress_prefixlength", "0"];
+    let has_rule = !ip(&["-n", ns, "rule", "show", "priority", MAIN_FIRST_PRIORITY]).await?.trim().is_empty();
+    if main_first && !has_rule {
+        ip(&[&["-n", ns, "rule", "add", "priority", MAIN_FIRST_PRIORITY][..], &rule].concat()).await?;
+    } else if !main_first && has_rule {
+        ip(&["-n", ns, "rule", "del", "priority", MAIN_FIRST_PRIORITY]).await?;
+    }
     // Start from nothing of ours: flush our table, our rules and our main-table routes.
     let _ = ip(&["-n", ns, "route", "flush", "table", ROUTES_TABLE]).await;
     while ip(&["-n", ns, "rule", "del", "priority", RULE_PRIORITY]).await.is_ok() {}

@@ -19,7 +19,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use crate::dataplane::remote_access::IpsecServerPlan;
-use crate::dataplane::{ConnectionPlan, DataPlaneError, IkeVersion, TunnelPlan, TunnelStatus};
+use crate::dataplane::{with_tunnel_cidr, ConnectionPlan, DataPlaneError, IkeVersion, TunnelPlan, TunnelStatus};
 use crate::secret::Secret;
 
 /// DPD: probe an idle peer this often (IKEv2 declares it dead after the retransmissions set in
@@ -123,9 +123,12 @@ fn lifetimes(l: u32) -> (String, String, String) {
     (seconds(rekey), seconds(l - rekey), seconds((l - rekey) / 2))
 }
 
-/// The child names of a tunnel, each with its (local, remote) selectors.
+/// The child names of a tunnel, each with its (local, remote) selectors (a BGP tunnel's also
+/// carry its TunnelCidr).
 pub fn children(conn: &ConnectionPlan, t: &TunnelPlan) -> Vec<(String, Vec<String>, Vec<String>)> {
-    let strings = |v: &[ipnet::Ipv4Net]| v.iter().map(|n| n.trunc().to_string()).collect::<Vec<_>>();
+    let cidr = t.bgp.as_ref().map(|b| b.tunnel_cidr);
+    let strings =
+        |v: &[ipnet::Ipv4Net]| with_tunnel_cidr(v, cidr).iter().map(|n| n.trunc().to_string()).collect::<Vec<_>>();
     let (local, remote) = (strings(&conn.local_subnets), strings(&conn.remote_subnets));
     match t.ike_version {
         IkeVersion::V2 => vec![(t.id.clone(), local, remote)],

@@ -6,12 +6,20 @@
 //!
 //! The syntax follows what research/dataplane.md measured with strongSwan 5.9 (section names
 //! avoid `. , : { } = " #` and spaces; `encap = yes` forces UDP encapsulation, `dpd_delay`
-//! turns on DPD).
+//! turns on DPD). A BGP tunnel's selectors also carry its TunnelCidr, as the gateway's do.
+//!
+//! The BGP side (FRR or BIRD) of the same connection is rendered by `bgp`.
+
+mod bgp;
+
+pub use bgp::{bgp_conf, BgpDaemon};
 
 use std::fmt::{Display, Write};
 
+use ipnet::Ipv4Net;
+
 use crate::actions::ipsec::{BgpConfig, IkeConfig, IpsecConfig, TunnelSpec};
-use crate::dataplane::Proposal;
+use crate::dataplane::{with_tunnel_cidr, Proposal};
 use crate::secret::Secret;
 
 /// One connection, as the caller reads it from the store (PSKs already opened).
@@ -39,6 +47,9 @@ pub struct PeerTunnel<'a> {
     pub psk: &'a Secret,
     pub ipsec: &'a IpsecConfig,
     pub bgp: &'a BgpConfig,
+    /// The customer gateway's ASN and BGP AuthKey (for the BGP side).
+    pub customer_asn: Option<u32>,
+    pub auth_key: Option<&'a Secret>,
     pub enable_dpd: bool,
     pub enable_nat_traversal: bool,
 }
@@ -54,6 +65,8 @@ impl<'a> PeerTunnel<'a> {
             psk,
             ipsec: &t.ipsec,
             bgp: &t.bgp,
+            customer_asn: None,
+            auth_key: None,
             enable_dpd: t.enable_dpd,
             enable_nat_traversal: t.enable_nat_traversal,
         }
@@ -107,8 +120,9 @@ fn connection(out: &mut Out, c: &PeerView, t: &PeerTunnel) {
         out.line(
             2,
             format_args!(
-                "# BGP: put {}/30 on this tunnel's interface and peer with {} (AS {}).",
+                "# BGP: put {}/{} on this tunnel's interface and peer with {} (AS {}); `gatehouse peer-config --bgp frr` (or bird) renders that side.",
                 t.bgp.peer_bgp_ip(),
+                t.bgp.tunnel_cidr.split('/').nth(1).unwrap_or("30"),
                 t.bgp.local_bgp_ip,
                 t.bgp.local_asn
             ),
@@ -121,7 +135,7 @@ fn connection(out: &mut Out, c: &PeerView, t: &PeerTunnel) {
         out.line(2, "}");
     }
     out.line(2, "children {");
-    let selectors = selectors(c, ikev1);
+    let selectors = selectors(c, t, ikev1);
     for (i, (local_ts, remote_ts)) in selectors.iter().enumerate() {
         let child = if selectors.len() == 1 { name.clone() } else { format!("{name}-{}", i + 1) };
         out.line(3, format_args!("{child} {{"));
@@ -158,14 +172,23 @@ fn entry_name(c: &PeerView, t: &PeerTunnel) -> String {
 
 /// The (local_ts, remote_ts) pairs of the children. IKEv2 negotiates several subnets in one
 /// CHILD_SA. IKEv1 takes only the first selector of each side, so it gets one child per pair.
-fn selectors(c: &PeerView, ikev1: bool) -> Vec<(String, String)> {
-    let list = |s: &str| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect::<Vec<_>>();
+fn selectors(c: &PeerView, t: &PeerTunnel, ikev1: bool) -> Vec<(String, String)> {
+    let cidr = t.bgp.enable_bgp.then(|| t.bgp.tunnel_cidr.parse::<Ipv4Net>().ok()).flatten();
+    let list = |s: &str| {
+        let nets: Vec<Ipv4Net> = subnets(s);
+        with_tunnel_cidr(&nets, cidr).iter().map(|n| n.trunc().to_string()).collect::<Vec<_>>()
+    };
     let (local, remote) = (list(c.remote_subnet), list(c.local_subnet));
     if ikev1 {
         local.iter().flat_map(|l| remote.iter().map(move |r| (l.clone(), r.clone()))).collect()
     } else {
         vec![(local.join(","), remote.join(","))]
     }
+}
+
+/// The subnets of a comma-separated list (as the store keeps LocalSubnet and RemoteSubnet).
+fn subnets(s: &str) -> Vec<Ipv4Net> {
+    s.split(',').filter_map(|n| n.trim().parse().ok()).collect()
 }
 
 /// A strongSwan proposal from the API's names (one mapping, shared with the gateway's side).
@@ -212,7 +235,7 @@ mod tests {
     use crate::secret::MasterKey;
     use crate::secret::Sealed;
 
-    fn ike(version: &str, mode: &str) -> IkeConfig {
+    pub(super) fn ike(version: &str, mode: &str) -> IkeConfig {
         let key = MasterKey::from_hex(&"ab".repeat(32)).unwrap();
         IkeConfig {
             psk: Sealed::seal(&key, &Secret::new("unused")),
@@ -227,7 +250,7 @@ mod tests {
         }
     }
 
-    fn ipsec(pfs: &str) -> IpsecConfig {
+    pub(super) fn ipsec(pfs: &str) -> IpsecConfig {
         IpsecConfig {
             ipsec_enc_alg: "aes256".into(),
             ipsec_auth_alg: "sha256".into(),
@@ -264,6 +287,8 @@ mod tests {
                 psk: &psk,
                 ipsec: &ipsec,
                 bgp: &bgp,
+                customer_asn: None,
+                auth_key: None,
                 enable_dpd: true,
                 enable_nat_traversal: true,
             }],
@@ -319,6 +344,8 @@ mod tests {
                 psk: &psk,
                 ipsec: &ipsec,
                 bgp: &bgp,
+                customer_asn: None,
+                auth_key: None,
                 enable_dpd: false,
                 enable_nat_traversal: false,
             }],
@@ -391,7 +418,9 @@ mod tests {
             "secret = \"master-psk\"",
             "secret = \"slave-psk\"",
             "proposals = aes128-md5-modp1024",
-            "# BGP: put 169.254.20.2/30 on this tunnel's interface and peer with 169.254.20.1 (AS 45104).",
+            "# BGP: put 169.254.20.2/30 on this tunnel's interface and peer with 169.254.20.1 (AS 45104); `gatehouse peer-config --bgp frr` (or bird) renders that side.",
+            "local_ts = 192.168.0.0/16,169.254.20.0/30",
+            "remote_ts = 10.1.0.0/16,169.254.20.0/30",
         ] {
             assert!(has(&conf, line), "missing {line:?} in\n{conf}");
         }
@@ -419,6 +448,8 @@ mod tests {
             psk: &psk,
             ipsec: &ipsec,
             bgp: &bgp,
+            customer_asn: None,
+            auth_key: None,
             enable_dpd: false,
             enable_nat_traversal: false,
         };
