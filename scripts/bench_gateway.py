@@ -11,7 +11,11 @@ It measures, and prints for BENCHMARKS.md:
 3. scale: --gateways gateways × --per-gateway connections, all established; Gatehouse's RSS and
    each gateway's charon RSS and CPU;
 4. Gatehouse `kill -9` and restart: time until the data plane has converged (from its log) and
-   whether every tunnel stayed up.
+   whether every tunnel stayed up;
+5. CreateVpnConnection with BgpConfig (route-based, 0.0.0.0/0) → the prefix the customer's FRR
+   announces visible in DescribeVpnRouteEntries, over --bgp connections made one after the other
+   on one gateway (each deleted before the next, so each includes starting the gateway's BIRD).
+   `--only bgp` runs this part alone.
 
 The customer side is one namespace with one charon, configured by hand as a responder that takes
 any gateway (`remote_addrs = %any`) and narrows its selectors: in the benchmark the gateway
@@ -34,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sdk"))
 
 import support  # noqa: E402
-from lab import Lab, machine_problem  # noqa: E402
+from lab import Lab, frr_problem, machine_problem  # noqa: E402
 
 PSK = "bench-psk-0123456789"
 CUSTOMER_IP = "198.19.250.200"
@@ -66,6 +70,26 @@ secrets {{
     secret = "{PSK}"
   }}
 }}
+"""
+
+
+BGP_CUSTOMER_IP = "198.19.250.201"
+BGP_ANNOUNCED = "10.201.0.0/24"
+
+# A responder for route-based tunnels from any gateway, and the FRR that peers over them.
+BGP_RESPONDER = RESPONDER.replace("any-gateway", "any-bgp").replace(CUSTOMER_IP, BGP_CUSTOMER_IP) \
+    .replace("local_ts = 10.200.0.0/16", "local_ts = 0.0.0.0/0").replace(f"remote_ts = {VPC_SUBNET}", "remote_ts = 0.0.0.0/0")
+BGPD_CONF = f"""router bgp 65001
+ bgp router-id {BGP_CUSTOMER_IP}
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ timers bgp 10 30
+ neighbor 169.254.10.1 remote-as 45104
+ neighbor 169.254.10.1 timers connect 1
+ address-family ipv4 unicast
+  network {BGP_ANNOUNCED}
+ exit-address-family
+exit
 """
 
 
@@ -154,14 +178,51 @@ class Bench:
         return [int((self.data / "dataplane" / gw / "charon.pid").read_text()) for gw in self.gateways]
 
 
+def bgp_bench(lab: Lab, b: Bench, n: int) -> None:
+    print(f"== 5. CreateVpnConnection with BGP → the announced prefix in DescribeVpnRouteEntries, {n} connections")
+    ns = lab.host("cbgp", b.uplink, f"{BGP_CUSTOMER_IP}/24", forward=True)
+    charon = lab.charon(ns)
+    charon.load(BGP_RESPONDER)
+    lab.exec(ns, "ip", "addr", "add", "169.254.10.2/30", "dev", "ipsec0")
+    lab.rule(ns, "priority", 219, "lookup", "main", "suppress_prefixlength", 0)
+    lab.frr(ns, BGPD_CONF)
+    cgw = b.api.call("CreateCustomerGateway", {"IpAddress": BGP_CUSTOMER_IP, "Asn": 65001})["CustomerGatewayId"]
+    gw = b.gateway()
+    bgp = json.dumps({"EnableBgp": "true", "LocalAsn": 45104, "TunnelCidr": "169.254.10.0/30",
+                      "LocalBgpIp": "169.254.10.1"})
+
+    def learned(vco: str) -> bool:
+        body = b.api.call("DescribeVpnRouteEntries", {"VpnGatewayId": gw, "RouteEntryType": "Bgp"})
+        return any(r["RouteDest"] == BGP_ANNOUNCED and r["NextHop"] == vco
+                   for r in body["VpnRouteEntries"]["VpnRouteEntry"])
+
+    latencies = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        vco = b.api.call("CreateVpnConnection", {
+            "VpnGatewayId": gw, "CustomerGatewayId": cgw, "LocalSubnet": "0.0.0.0/0", "RemoteSubnet": "0.0.0.0/0",
+            "EffectImmediately": True, "BgpConfig": bgp,
+            "IkeConfig": json.dumps({"Psk": PSK, "IkeVersion": "ikev2", "IkeEncAlg": "aes", "IkeAuthAlg": "md5"}),
+        })["VpnConnectionId"]
+        b.wait(lambda: learned(vco), 60, step=0.02)
+        latencies.append(time.monotonic() - t0)
+        b.wait_active(gw)
+        b.api.call("DeleteVpnConnection", {"VpnConnectionId": vco})
+        b.wait_active(gw)
+    print(f"   p50 {statistics.median(latencies) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms, "
+          f"max {max(latencies) * 1000:.0f} ms")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gateways", type=int, default=50)
     ap.add_argument("--per-gateway", type=int, default=10)
     ap.add_argument("--latency", type=int, default=50)
     ap.add_argument("--peer-loss", type=int, default=3)
+    ap.add_argument("--bgp", type=int, default=20)
+    ap.add_argument("--only", choices=["all", "bgp"], default="all")
     a = ap.parse_args()
-    problem = machine_problem()
+    problem = machine_problem() or frr_problem()
     if problem:
         print(f"cannot run the gateway benchmark here: {problem}")
         return 1
@@ -169,6 +230,11 @@ def main() -> int:
     print(f"data and logs: {data} (removed when the benchmark succeeds)")
     with Lab() as lab:
         b = Bench(lab, data / "data", quota=max(a.per_gateway, a.latency) + 10)
+        if a.only == "bgp":
+            bgp_bench(lab, b, a.bgp)
+            b.server.stop()
+            shutil.rmtree(data, ignore_errors=True)
+            return 0
 
         print(f"== 1. CreateVpnConnection (EffectImmediately=true) → ipsec_sa_established, {a.latency} connections")
         gw = b.gateway()
@@ -258,6 +324,7 @@ def main() -> int:
                 b.api.call("DeleteVpnConnection", {"VpnConnectionId": c["VpnConnectionId"]})
                 b.wait_active(g)
             b.api.call("DeleteVpnGateway", {"VpnGatewayId": g})
+        bgp_bench(lab, b, a.bgp)
         b.server.stop()
     shutil.rmtree(data, ignore_errors=True)
     return 0

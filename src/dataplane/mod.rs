@@ -278,7 +278,12 @@ impl ConnectionReport {
         let tunnels = c
             .tunnels
             .iter()
-            .map(|t| TunnelReport { id: t.id.clone(), seq: next_seq(), status: status(t), bgp_status: t.bgp_status(&bgp_up) })
+            .map(|t| TunnelReport {
+                id: t.id.clone(),
+                seq: next_seq(),
+                status: status(t),
+                bgp_status: t.bgp_status(&bgp_up),
+            })
             .collect();
         ConnectionReport { id: c.id.clone(), tunnels, health, learned_routes, error }
     }

@@ -28,6 +28,9 @@ const KEEPALIVE_S: u32 = 10;
 const HOLD_S: u32 = 30;
 const CONNECT_RETRY_S: u32 = 5;
 
+/// Writes one customer gateway's block: its ASN, its sessions, what it announces.
+type Render = fn(&mut String, u32, &[&Session], &[Ipv4Net]);
+
 /// One BGP tunnel as the customer sees it.
 struct Session<'a> {
     tunnel: &'a PeerTunnel<'a>,
@@ -65,15 +68,11 @@ pub fn bgp_conf(c: &PeerView, daemon: BgpDaemon, announce: &[Ipv4Net]) -> Option
     for s in &sessions {
         by_asn.entry(s.tunnel.customer_asn).or_default().push(s);
     }
-    let (comment, render): (&str, fn(&mut String, u32, &[&Session], &[Ipv4Net])) = match daemon {
-        BgpDaemon::Frr => ("!", frr),
-        BgpDaemon::Bird => ("#", bird),
+    let (comment, what, render): (&str, &str, Render) = match daemon {
+        BgpDaemon::Frr => ("!", "FRR bgpd.conf", frr),
+        BgpDaemon::Bird => ("#", "BIRD 2 bird.conf", bird),
     };
     let mut out = String::new();
-    let what = match daemon {
-        BgpDaemon::Frr => "FRR bgpd.conf",
-        BgpDaemon::Bird => "BIRD 2 bird.conf",
-    };
     let _ = writeln!(out, "{comment} {what} for the customer side of IPsec connection {}.", c.name);
     for s in &sessions {
         let _ = writeln!(
@@ -143,10 +142,8 @@ fn bird(out: &mut String, asn: u32, sessions: &[&Session], announce: &[Ipv4Net])
         if let Some(key) = s.tunnel.auth_key {
             let _ = writeln!(out, "  password \"{}\";", key.expose());
         }
-        let _ = writeln!(
-            out,
-            "  hold time {HOLD_S}; keepalive time {KEEPALIVE_S}; connect retry time {CONNECT_RETRY_S};"
-        );
+        let _ =
+            writeln!(out, "  hold time {HOLD_S}; keepalive time {KEEPALIVE_S}; connect retry time {CONNECT_RETRY_S};");
         let _ = writeln!(out, "  ipv4 {{ import all; export where source = RTS_STATIC; next hop self; }};");
         let _ = writeln!(out, "}}");
     }
@@ -190,7 +187,8 @@ mod tests {
 
     #[test]
     fn frr_and_bird_sides_of_a_bgp_tunnel() {
-        let parts = (super::super::tests::ike("ikev2", "main"), super::super::tests::ipsec("group2"), Secret::new("psk"));
+        let parts =
+            (super::super::tests::ike("ikev2", "main"), super::super::tests::ipsec("group2"), Secret::new("psk"));
         let (b, key) = (bgp("169.254.10.0/30", "169.254.10.1"), Secret::new("md5-key"));
         let view = PeerView {
             name: "vco-1",
@@ -226,7 +224,8 @@ mod tests {
 
     #[test]
     fn no_bgp_no_config_and_a_customer_without_asn_is_told() {
-        let parts = (super::super::tests::ike("ikev2", "main"), super::super::tests::ipsec("group2"), Secret::new("psk"));
+        let parts =
+            (super::super::tests::ike("ikev2", "main"), super::super::tests::ipsec("group2"), Secret::new("psk"));
         let off = BgpConfig::default();
         let on = bgp("169.254.20.0/30", "169.254.20.1");
         let view = |t| PeerView { name: "vco-2", local_subnet: "", remote_subnet: "", tunnels: vec![t] };

@@ -573,6 +573,10 @@ class Lab:
         c.start()
         return c
 
+    def frr(self, ns: str, bgpd_conf: str) -> "Frr":
+        """Start FRR's zebra and bgpd in ``ns`` with ``bgpd_conf`` (see ``Frr``)."""
+        return Frr(self, ns, bgpd_conf)
+
     # -- Gatehouse's namespaces -------------------------------------------------
 
     def adopt_gateway(self, netns: str, pid_file: Path | str | None = None) -> None:
@@ -998,3 +1002,58 @@ def cidr_host(net: str, index: int) -> str:
 __all__ = ["Lab", "Charon", "Capture", "LabError", "veth_peer", "sweep_stale_labs", "machine_problem",
            "kernel_has_esp", "run", "nsrun", "netns_list", "link_exists", "pid_alive", "pid_namespaces",
            "parse_pretty", "cidr_host"]
+
+
+FRR_DIR = Path("/usr/lib/frr")
+
+
+def frr_problem() -> str | None:
+    """Why FRR cannot run here, or None."""
+    if not (FRR_DIR / "bgpd").exists() or not (FRR_DIR / "zebra").exists() or shutil.which("vtysh") is None:
+        return "FRR (/usr/lib/frr/zebra, bgpd; vtysh) is not installed"
+    return None
+
+
+class Frr:
+    """A customer-side FRR: zebra and bgpd in one namespace, started by hand (no systemd, no
+    watchfrr, no /etc/frr) with files of their own in the lab's directory, as the user ``frr``."""
+
+    def __init__(self, lab: Lab, ns: str, bgpd_conf: str):
+        self.lab, self.ns = lab, ns
+        self.dir = lab.dir / f"frr-{ns}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # FRR drops to user frr, which must get through the lab's (root-only) directory to its own.
+        lab.dir.chmod(0o711)
+        (self.dir / "zebra.conf").write_text("")
+        (self.dir / "bgpd.conf").write_text(bgpd_conf)
+        for f in [self.dir, *self.dir.iterdir()]:
+            shutil.chown(f, "frr", "frr")
+        self.procs: dict[str, subprocess.Popen] = {}
+        for daemon in ("zebra", "bgpd"):
+            d = self.dir
+            cmd = [FRR_DIR / daemon, "-f", d / f"{daemon}.conf", "-i", d / f"{daemon}.pid", "-z", d / "zserv.api",
+                   "--vty_socket", d, "-P", "0", "-u", "frr", "-g", "frr", "--log", f"file:{d / daemon}.log"]
+            self.procs[daemon] = lab.spawn(ns, cmd, d / f"{daemon}.out")
+            if daemon == "zebra":
+                deadline = time.monotonic() + 10
+                while not (d / "zserv.api").exists():
+                    if time.monotonic() > deadline:
+                        raise LabError(f"zebra did not start: {self.logs()}")
+                    time.sleep(0.05)
+
+    def vtysh(self, command: str) -> str:
+        res = run(["vtysh", "--vty_socket", self.dir, "-c", command], timeout=10, check=False)
+        return res.stdout + res.stderr
+
+    def stop_bgpd(self) -> None:
+        """Stops bgpd (it closes its sessions with a Cease)."""
+        self.lab.signal_pid(self.procs["bgpd"].pid, signal.SIGTERM)
+        self.procs["bgpd"].wait(timeout=10)
+
+    def logs(self) -> str:
+        def tail(p: Path) -> str:
+            try:
+                return p.read_text("utf-8", "replace")[-2500:]
+            except OSError:
+                return "<none>"
+        return "\n".join(f"--- {n}.log:\n{tail(self.dir / f'{n}.log')}" for n in ("zebra", "bgpd"))

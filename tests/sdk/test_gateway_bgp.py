@@ -26,17 +26,15 @@ import ipaddress
 import json
 import shutil
 import signal
-import subprocess
-import time
+
 from pathlib import Path
 
 import pytest
 
-from lab import machine_problem, run
+from lab import frr_problem, machine_problem, run
 from support import items
 from test_gateway_ipsec import Env, running_site, tail, until  # noqa: F401
 
-FRR = Path("/usr/lib/frr")
 ESTABLISHED_WITHIN = 60.0  # tunnel up → BGP established and reported (BIRD and FRR retry every 5 s)
 FALLS_WITHIN = 45.0        # a silent peer is down after the hold time (30 s), reported within 2 s more
 ASN, AUTH_KEY = 65001, "Bgp-Key-1"
@@ -45,13 +43,9 @@ TUNNEL_CIDR, GATEWAY_BGP_IP, CUSTOMER_BGP_IP = "169.254.10.0/30", "169.254.10.1"
 
 def bgp_problem() -> str | None:
     problem = machine_problem()
-    if problem is not None:
-        return problem
-    if shutil.which("bird") is None:
-        return "BIRD 2 (bird) is not installed"
-    if not (FRR / "bgpd").exists() or not (FRR / "zebra").exists():
-        return "FRR (/usr/lib/frr/zebra, bgpd) is not installed"
-    return None
+    if problem is None and shutil.which("bird") is None:
+        problem = "BIRD 2 (bird) is not installed"
+    return problem or frr_problem()
 
 
 @pytest.fixture(scope="module")
@@ -67,41 +61,6 @@ def env(site):
         yield e
     finally:
         e.close()
-
-
-class Frr:
-    """zebra and bgpd in the customer's namespace, from a bgpd.conf, with files of their own."""
-
-    def __init__(self, env: Env, ns: str, bgpd_conf: str):
-        self.env, self.ns = env, ns
-        self.dir = env.scope.dir / f"frr-{ns}"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        # FRR drops to user frr, which must get through the lab's (root-only) directory to its own.
-        env.scope.dir.chmod(0o711)
-        (self.dir / "zebra.conf").write_text("")
-        (self.dir / "bgpd.conf").write_text(bgpd_conf)
-        shutil.chown(self.dir, "frr", "frr")
-        for f in self.dir.iterdir():
-            shutil.chown(f, "frr", "frr")
-        self.procs: dict[str, subprocess.Popen] = {}
-        for daemon in ("zebra", "bgpd"):
-            d = self.dir
-            cmd = [FRR / daemon, "-f", d / f"{daemon}.conf", "-i", d / f"{daemon}.pid", "-z", d / "zserv.api",
-                   "--vty_socket", d, "-P", "0", "-u", "frr", "-g", "frr", "--log", f"file:{d / daemon}.log"]
-            self.procs[daemon] = env.scope.spawn(ns, cmd, d / f"{daemon}.out")
-            if daemon == "zebra":
-                until(lambda: (d / "zserv.api").exists(), 10, "zebra's socket")
-
-    def vtysh(self, command: str) -> str:
-        res = run(["vtysh", "--vty_socket", self.dir, "-c", command], timeout=10, check=False)
-        return res.stdout + res.stderr
-
-    def stop_bgpd(self) -> None:
-        self.env.scope.signal_pid(self.procs["bgpd"].pid, signal.SIGTERM)
-        self.procs["bgpd"].wait(timeout=10)
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {n}.log:\n{tail(self.dir / f'{n}.log')}" for n in ("zebra", "bgpd"))
 
 
 def kernel_routes(ns: str, proto: str) -> dict[str, str]:
@@ -151,7 +110,7 @@ def test_bgp_over_the_tunnel_with_frr(env):
     # The customer's LAN is its own knowledge: it announces it.
     bgpd_conf = site.server.cli("peer-config", vco, "--bgp", "frr", "--announce", cust.lan).stdout
     assert f"  network {cust.lan}" in bgpd_conf, bgpd_conf
-    frr = Frr(env, cust.ns, bgpd_conf)
+    frr = env.scope.frr(cust.ns, bgpd_conf)
 
     def diag() -> str:
         return "\n".join([env.diag(), frr.logs(), f"--- bird.log:\n{tail(bird_dir / 'bird.log')}",

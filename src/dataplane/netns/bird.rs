@@ -34,9 +34,11 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long BIRD may take to start answering.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// BGP timers: a keepalive every 10 s, a silent peer is down after 30 s.
+/// BGP timers: a keepalive every 10 s, a silent peer is down after 30 s; a new session tries to
+/// connect after 1 s (BIRD's default is 5) and again every 5 s.
 const KEEPALIVE_S: u32 = 10;
 const HOLD_S: u32 = 30;
+const CONNECT_DELAY_S: u32 = 1;
 const CONNECT_RETRY_S: u32 = 5;
 
 pub struct Bird {
@@ -58,8 +60,12 @@ pub fn protocol(t: &TunnelPlan) -> String {
 /// The configuration for `plan`, and the connections whose BGP cannot be configured (with why).
 /// None when no tunnel of the plan runs BGP.
 pub fn config(plan: &GatewayPlan, log: &Path) -> Option<(String, BTreeMap<String, String>)> {
-    let bgp_tunnels: Vec<(&ConnectionPlan, &TunnelPlan)> =
-        plan.connections.iter().flat_map(|c| c.tunnels.iter().map(move |t| (c, t))).filter(|(_, t)| t.bgp.is_some()).collect();
+    let bgp_tunnels: Vec<(&ConnectionPlan, &TunnelPlan)> = plan
+        .connections
+        .iter()
+        .flat_map(|c| c.tunnels.iter().map(move |t| (c, t)))
+        .filter(|(_, t)| t.bgp.is_some())
+        .collect();
     if bgp_tunnels.is_empty() {
         return None;
     }
@@ -107,7 +113,7 @@ pub fn config(plan: &GatewayPlan, log: &Path) -> Option<(String, BTreeMap<String
         }
         let _ = writeln!(
             out,
-            "  hold time {HOLD_S}; keepalive time {KEEPALIVE_S}; connect retry time {CONNECT_RETRY_S};"
+            "  hold time {HOLD_S}; keepalive time {KEEPALIVE_S}; connect delay time {CONNECT_DELAY_S}; connect retry time {CONNECT_RETRY_S};"
         );
         // A session that is down withdraws what it taught at once (no stale routes kept for a
         // peer's graceful restart): the path through the tunnel is gone with it.

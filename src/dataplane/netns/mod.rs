@@ -38,8 +38,8 @@ use ipnet::Ipv4Net;
 
 use super::remote_access::{IpsecServerReport, SslVpnPlan, SslVpnReport};
 use super::{
-    next_seq, BgpReport, ConnectionReport, DataPlane, DataPlaneError, Event, GatewayPlan, GatewayReport,
-    HealthStatus, RunningGateway, TunnelPlan, TunnelStatus,
+    next_seq, BgpReport, ConnectionReport, DataPlane, DataPlaneError, Event, GatewayPlan, GatewayReport, HealthStatus,
+    RunningGateway, TunnelPlan, TunnelStatus,
 };
 
 /// What an operator sets for gateway mode.
@@ -604,7 +604,7 @@ async fn ssl_vpn_news(gw: &Gateway, plan: &SslVpnPlan, always: bool) -> Option<S
 }
 
 /// How often the SSL-VPN server and the BGP sessions are looked at between applies.
-const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Keeps the gateway's openvpn and BIRD running (a dead one is started again with the last plan)
 /// and reports the SSL-VPN server's clients and log, and the BGP sessions, as they change.
