@@ -26,7 +26,6 @@ import ipaddress
 import json
 import shutil
 import signal
-
 from pathlib import Path
 
 import pytest
