@@ -15,7 +15,11 @@ It measures, and prints for BENCHMARKS.md:
 5. CreateVpnConnection with BgpConfig (route-based, 0.0.0.0/0) → the prefix the customer's FRR
    announces visible in DescribeVpnRouteEntries, over --bgp connections made one after the other
    on one gateway (each deleted before the next, so each includes starting the gateway's BIRD).
-   `--only bgp` runs this part alone.
+   `--only bgp` runs this part alone;
+6. SSL-VPN: a stock openvpn client started with a ClientConfig → its first ping through to a
+   VPC host, over --ssl-clients clients started one after another (each in a namespace of its own,
+   all staying connected); then all of them pinging at once: the server's openvpn RSS and CPU.
+   `--only ssl` runs this part alone.
 
 The customer side is one namespace with one charon, configured by hand as a responder that takes
 any gateway (`remote_addrs = %any`) and narrows its selectors: in the benchmark the gateway
@@ -213,6 +217,55 @@ def bgp_bench(lab: Lab, b: Bench, n: int) -> None:
           f"max {max(latencies) * 1000:.0f} ms")
 
 
+def ssl_bench(lab: Lab, b: Bench, n: int) -> None:
+    print(f"== 6. SSL-VPN: openvpn client start → first ping through, {n} clients; then {n} at once")
+    gw = b.api.call("CreateVpnGateway", {"VpcId": "vpc-bench", "Bandwidth": 10, "EnableSsl": True,
+                                         "SslConnections": n})["VpnGatewayId"]
+    lab.adopt_gateway(f"{lab.prefix}{gw}", b.data / "dataplane" / gw / "charon.pid")
+    b.gateways.append(gw)
+    b.wait_active(gw)
+    d = b.api.call("DescribeVpnGateway", {"VpnGatewayId": gw})
+    pool = "192.168.250.0/24"
+    host = lab.host("vh", b.vpc, "10.1.0.250/24")
+    lab.route(host, pool, via=d["IntranetIp"])
+    vss = b.api.call("CreateSslVpnServer", {"VpnGatewayId": gw, "ClientIpPool": pool,
+                                            "LocalSubnet": VPC_SUBNET})["SslVpnServerId"]
+    b.wait_active(gw)
+    configs = []
+    for _ in range(n):
+        vsc = b.api.call("CreateSslVpnClientCert", {"SslVpnServerId": vss})["SslVpnClientCertId"]
+        b.wait_active(gw)
+        configs.append(b.api.call("DescribeSslVpnClientCert", {"SslVpnClientCertId": vsc})["ClientConfig"])
+    ovpn_pid = int((b.data / "dataplane" / gw / "openvpn" / "openvpn.pid").read_text())
+
+    clients, latencies = [], []
+    for i, conf in enumerate(configs):
+        ns = lab.host(f"ov{i}", b.uplink, f"198.19.250.{100 + i}/24")
+        path = lab.dir / f"client{i}.ovpn"
+        path.write_text(conf)
+        t0 = time.monotonic()
+        lab.spawn(ns, ["openvpn", "--config", path], lab.dir / f"client{i}.log")
+        # One echo at a time, each given 100 ms: the first that comes back ends the wait.
+        b.wait(lambda: lab.exec(ns, "ping", "-n", "-q", "-c", "1", "-W", "0.1", "10.1.0.250",
+                                check=False).returncode == 0, 30, step=0)
+        latencies.append(time.monotonic() - t0)
+        via = lab.exec(ns, "ip", "route", "get", "10.1.0.250").stdout
+        assert " dev tun" in via, f"the ping did not go through the tunnel: {via}"
+        clients.append(ns)
+    b.wait(lambda: b.api.call("DescribeSslVpnServers", {"SslVpnServerId": vss})["SslVpnServers"]["SslVpnServer"][0]
+           ["Connections"] == n, 30, step=0.2)
+    print(f"   first ping through: p50 {statistics.median(latencies) * 1000:.0f} ms, "
+          f"p99 {pct(latencies, 99) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms; Connections = {n}")
+    rss_idle, cpu0, t0 = rss_kib(ovpn_pid), cpu_seconds(ovpn_pid), time.monotonic()
+    # Every client pings the VPC host 10 times a second for 10 s, all at once.
+    with ThreadPoolExecutor(n) as pool_:
+        ok = list(pool_.map(lambda ns: lab.ping(ns, "10.1.0.250", count=100, timeout=15, interval=0.1), clients))
+    cpu = (cpu_seconds(ovpn_pid) - cpu0) / (time.monotonic() - t0)
+    print(f"   {n} clients connected: server openvpn RSS {rss_idle / 1024:.1f} MiB; all pinging 10/s for 10 s: "
+          f"CPU {cpu * 100:.1f} % of a core, RSS {rss_kib(ovpn_pid) / 1024:.1f} MiB, {sum(ok)}/{n} clients lost "
+          f"no ping")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gateways", type=int, default=50)
@@ -220,7 +273,8 @@ def main() -> int:
     ap.add_argument("--latency", type=int, default=50)
     ap.add_argument("--peer-loss", type=int, default=3)
     ap.add_argument("--bgp", type=int, default=20)
-    ap.add_argument("--only", choices=["all", "bgp"], default="all")
+    ap.add_argument("--ssl-clients", type=int, default=20)
+    ap.add_argument("--only", choices=["all", "bgp", "ssl"], default="all")
     a = ap.parse_args()
     problem = machine_problem() or frr_problem()
     if problem:
@@ -230,8 +284,8 @@ def main() -> int:
     print(f"data and logs: {data} (removed when the benchmark succeeds)")
     with Lab() as lab:
         b = Bench(lab, data / "data", quota=max(a.per_gateway, a.latency) + 10)
-        if a.only == "bgp":
-            bgp_bench(lab, b, a.bgp)
+        if a.only != "all":
+            {"bgp": lambda: bgp_bench(lab, b, a.bgp), "ssl": lambda: ssl_bench(lab, b, a.ssl_clients)}[a.only]()
             b.server.stop()
             shutil.rmtree(data, ignore_errors=True)
             return 0
@@ -325,6 +379,7 @@ def main() -> int:
                 b.wait_active(g)
             b.api.call("DeleteVpnGateway", {"VpnGatewayId": g})
         bgp_bench(lab, b, a.bgp)
+        ssl_bench(lab, b, a.ssl_clients)
         b.server.stop()
     shutil.rmtree(data, ignore_errors=True)
     return 0
