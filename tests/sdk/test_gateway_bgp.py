@@ -31,8 +31,8 @@ from pathlib import Path
 import pytest
 
 from lab import frr_problem, machine_problem, run
-from support import items
-from test_gateway_ipsec import Env, running_site, tail, until  # noqa: F401
+from support import items, wait_status
+from test_gateway_ipsec import APPLY, Env, running_site, tail, until  # noqa: F401
 
 ESTABLISHED_WITHIN = 60.0  # tunnel up → BGP established and reported (BIRD and FRR retry every 5 s)
 FALLS_WITHIN = 45.0        # a silent peer is down after the hold time (30 s), reported within 2 s more
@@ -68,14 +68,17 @@ def kernel_routes(ns: str, proto: str) -> dict[str, str]:
     return {r["dst"]: r.get("gateway", r.get("dev", "")) for r in out}
 
 
+def learned(env: Env, vco: str) -> list[str]:
+    """The gateway's BGP-learned routes via `vco`, as DescribeVpnRouteEntries shows them."""
+    gw = env.describe(vco)["VpnGatewayId"]
+    routes = env.api.call("DescribeVpnRouteEntries", {"VpnGatewayId": gw, "RouteEntryType": "Bgp", "PageSize": 50})
+    return sorted(r["RouteDest"] for r in items(routes, "VpnRouteEntries", "VpnRouteEntry")
+                  if r["NextHop"] == vco and r["Source"] == "BGP")
+
+
 def bgp_state(env: Env, vco: str) -> tuple[str, list[str]]:
-    """What the API shows: VpnBgpConfig.Status and the gateway's BGP-learned routes via `vco`."""
-    d = env.describe(vco)
-    routes = env.api.call("DescribeVpnRouteEntries", {"VpnGatewayId": d["VpnGatewayId"], "RouteEntryType": "Bgp",
-                                                      "PageSize": 50})
-    learned = [r["RouteDest"] for r in items(routes, "VpnRouteEntries", "VpnRouteEntry")
-               if r["NextHop"] == vco and r["Source"] == "BGP"]
-    return d["VpnBgpConfig"]["Status"], sorted(learned)
+    """What the API shows of a single-tunnel connection: VpnBgpConfig.Status and what it learned."""
+    return env.describe(vco)["VpnBgpConfig"]["Status"], learned(env, vco)
 
 
 def test_bgp_over_the_tunnel_with_frr(env):
@@ -155,3 +158,50 @@ def test_bgp_over_the_tunnel_with_frr(env):
     until(lambda: not bird_dir.exists(), 30, "bird's directory removed", diag)
     until(lambda: not Path(f"/proc/{bird_pid}").exists(), 10, "bird stopped", diag)
     assert f"{GATEWAY_BGP_IP}/30" not in run(["ip", "-n", gw_ns, "-4", "-o", "addr", "show"]).stdout
+
+
+def test_dual_tunnel_bgp_both_sessions_up(env):
+    """EnableTunnelsBgp: each tunnel of a dual-tunnel connection has its own session (its own
+    TunnelCidr, from its own public address), both reported per tunnel; FRR peers with both."""
+    site = env.site
+    gw = env.gateway(dual=True)
+    gw_ns = site.netns_of(gw["VpnGatewayId"])
+    cust = env.customer(n_ips=2)
+    vpc = env.vpc_host(gw, cust.lan)
+    cidrs = {"master": ("169.254.11.0/30", "169.254.11.1", "169.254.11.2"),
+             "slave": ("169.254.12.0/30", "169.254.12.1", "169.254.12.2")}
+    tunnels = []
+    for (role, (cidr, local, _)), ip, psk in zip(cidrs.items(), cust.ips, ("master-Psk-1", "slave-Psk-2")):
+        cgw = env.api.call("CreateCustomerGateway", {"IpAddress": ip, "Asn": ASN})["CustomerGatewayId"]
+        tunnels.append({"Role": role, "CustomerGatewayId": cgw, "TunnelIkeConfig": {"IkeVersion": "ikev2", "Psk": psk},
+                        "TunnelBgpConfig": {"LocalAsn": 45104, "TunnelCidr": cidr, "LocalBgpIp": local}})
+    vco = env.api.call("CreateVpnConnection", {
+        "VpnGatewayId": gw["VpnGatewayId"], "LocalSubnet": "0.0.0.0/0", "RemoteSubnet": "0.0.0.0/0",
+        "EffectImmediately": True, "EnableTunnelsBgp": True, "TunnelOptionsSpecification": tunnels})["VpnConnectionId"]
+    wait_status(env.api, gw["VpnGatewayId"], "active", timeout=APPLY)
+    env.bring_up(cust, vco)
+    for _, _, peer in cidrs.values():
+        env.scope.exec(cust.ns, "ip", "addr", "add", f"{peer}/30", "dev", "ipsec0")
+    env.scope.rule(cust.ns, "priority", 219, "lookup", "main", "suppress_prefixlength", 0)
+    bgpd_conf = site.server.cli("peer-config", vco, "--bgp", "frr", "--announce", cust.lan).stdout
+    for role, (_, local, peer) in cidrs.items():
+        assert f"! Put {peer}/30 on the interface of tunnel {role}" in bgpd_conf, bgpd_conf
+        assert f" neighbor {local} update-source {peer}" in bgpd_conf, bgpd_conf
+    frr = env.scope.frr(cust.ns, bgpd_conf)
+
+    def bgp_statuses() -> dict[str, str]:
+        d = env.describe(vco)
+        return {t["Role"]: t["TunnelBgpConfig"]["BgpStatus"] for t in d["TunnelOptionsSpecification"]["TunnelOptions"]}
+
+    def diag() -> str:
+        return "\n".join([env.diag(), frr.logs(), f"--- FRR: {frr.vtysh('show bgp summary')}",
+                          f"--- API: {bgp_statuses()}"])
+
+    until(lambda: bgp_statuses() == {"master": "success", "slave": "success"}, ESTABLISHED_WITHIN,
+          "both tunnels' BgpStatus success", diag, interval=0.5)
+    until(lambda: learned(env, vco) == [cust.lan], 10, "the customer's LAN learned", diag)
+    until(lambda: cust.lan in kernel_routes(gw_ns, "bird"), 10, "the learned route in the namespace", diag)
+    env.ping_both_ways(cust, vpc)
+    summary = frr.vtysh("show bgp summary")
+    for _, local, _ in cidrs.values():
+        assert local in summary, summary
