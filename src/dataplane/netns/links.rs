@@ -169,13 +169,6 @@ pub async fn remove_namespace(ns: &str) -> Result<(), DataPlaneError> {
     ip(&["netns", "del", ns]).await.map(drop)
 }
 
-/// The namespace `pid` lives in, if it is a named one.
-pub async fn namespace_of(pid: u32) -> Option<String> {
-    let out = ip(&["netns", "identify", &pid.to_string()]).await.ok()?;
-    let name = out.trim();
-    (!name.is_empty()).then(|| name.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

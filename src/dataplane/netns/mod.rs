@@ -433,11 +433,14 @@ async fn apply_bgp(gw: &Gateway, plan: &GatewayPlan) -> (bird::Sessions, BTreeMa
         Some(_) => gw.bird.sessions().await.unwrap_or_default(),
         None => bird::Sessions::default(),
     };
-    for c in plan.connections.iter() {
-        if let Some(report) = bgp_report(c, &sessions) {
-            gw.bgp_seen.lock().expect("bgp").insert(c.id.clone(), report);
-        }
-    }
+    let mut seen = gw.bgp_seen.lock().expect("bgp");
+    *seen = plan
+        .connections
+        .iter()
+        .filter_map(|c| bgp_report(c, &sessions))
+        .map(|r| (r.connection_id.clone(), r))
+        .collect();
+    drop(seen);
     (sessions, errors)
 }
 
