@@ -145,6 +145,14 @@ def test_bgp_over_the_tunnel_with_frr(env):
           "the session back after bird was killed", diag, interval=0.5)
     env.wait_ping(vpc.ns, cust.host_ip)
 
+    # Gatehouse killed and started again: it adopts the running BIRD, whose session never fell.
+    bird_pid = int((bird_dir / "bird.pid").read_text())
+    site.server.kill9()
+    site.server.start()
+    until(lambda: bgp_state(env, vco) == ("success", [cust.lan]), 10, "BGP as it was after the restart", diag)
+    assert int((bird_dir / "bird.pid").read_text()) == bird_pid, "the running bird is adopted, not restarted"
+    env.wait_ping(vpc.ns, cust.host_ip)
+
     # Cut the peer: the session falls, what it taught goes, from the API and from the namespace.
     frr.stop_bgpd()
     until(lambda: bgp_state(env, vco) == ("failed", []), FALLS_WITHIN,
