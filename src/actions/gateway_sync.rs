@@ -71,6 +71,7 @@ pub fn plan(tx: &dyn Tx, key: &MasterKey, gw: &VpnGateway, complete: bool) -> Ap
                     local_ip: s.bgp.local_bgp_ip.clone(),
                     peer_ip: s.bgp.peer_bgp_ip(),
                 }),
+                forced: t.forced,
             });
         }
         let h = &c.health_check;

@@ -131,6 +131,9 @@ pub struct TunnelPlan {
     pub dpd: bool,
     pub nat_traversal: bool,
     pub bgp: Option<BgpPlan>,
+    /// The status an operator forced (the control API); only the simulated plane takes it.
+    #[serde(default)]
+    pub forced: Option<TunnelStatus>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -144,6 +144,7 @@ fn writer(mut conn: Connection, queue: mpsc::Receiver<(Durability, WriteFn)>) {
             }
         }
         let mut replies = Vec::with_capacity(group.len());
+        let (size, started) = (group.len(), std::time::Instant::now());
         let outcome = (|| -> rusqlite::Result<()> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for (_, f) in group.drain(..) {
@@ -164,6 +165,7 @@ fn writer(mut conn: Connection, queue: mpsc::Receiver<(Durability, WriteFn)>) {
             }
             tx.commit()
         })();
+        crate::metrics::commit(size, started.elapsed());
         let outcome = outcome.map_err(db_err);
         for reply in replies {
             reply(outcome.clone());
