@@ -20,6 +20,8 @@ pub struct App {
     pub limiter: RateLimiter,
     /// Poked whenever a task is queued, so the reconciler need not poll.
     pub tasks_queued: Notify,
+    /// Faults and held transitions (the control API).
+    pub control: crate::control::ControlState,
 }
 
 /// An action's answer: the fields beside `RequestId`.
@@ -115,7 +117,7 @@ impl RateLimiter {
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate);
         *last = now;
         if *tokens < 1.0 {
-            return Err(ApiError::bad_request("Throttling.User", "Request was denied due to user flow control."));
+            return Err(ApiError::throttled());
         }
         *tokens -= 1.0;
         Ok(())

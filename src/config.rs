@@ -106,6 +106,10 @@ pub struct Config {
     /// strongSwan, which gateway mode runs, has no SM ciphers.
     pub national_standard: bool,
     pub connections: ConnectionLimits,
+    /// Who may call the control API (`/_gatehouse/…`).
+    pub control_access: crate::control::ControlAccess,
+    /// Whether the data plane is the simulated one (which alone takes forced tunnel statuses).
+    pub simulated_dataplane: bool,
 }
 
 impl Config {
@@ -137,6 +141,8 @@ impl Config {
             vpcs: None,
             national_standard: true,
             connections: ConnectionLimits::default(),
+            control_access: Default::default(),
+            simulated_dataplane: true,
         }
     }
 }

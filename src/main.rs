@@ -104,6 +104,8 @@ enum Command {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Talk to a running server's control API: reset, faults, tunnel status, lifecycle.
+    Ctl(gatehouse::control::cli::CtlArgs),
 }
 
 #[derive(Args)]
@@ -194,6 +196,10 @@ struct ServeArgs {
     /// strongSwan's userspace kernel-libipsec).
     #[arg(long, env = "GATEHOUSE_ESP_BACKEND", value_enum)]
     esp_backend: Option<EspBackend>,
+    /// Who may call the control API (/_gatehouse/…): `signed` (root-account AccessKeys) or
+    /// `open` (anyone who reaches the listener: local test rigs only).
+    #[arg(long, env = "GATEHOUSE_CONTROL_API", value_enum, default_value = "signed")]
+    control_api: gatehouse::control::ControlAccess,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -284,6 +290,7 @@ fn main() -> anyhow::Result<()> {
             Command::PeerConfig { id, account, bgp, announce, data } => peer_config(id, account, bgp, announce, data),
             Command::SslServerConfig { id, account, data } => ssl_server_config(id, account, data),
             Command::Certificates { command, data } => certificates_command(command, data).await,
+            Command::Ctl(args) => gatehouse::control::cli::run(args).await,
         }
     })
 }
@@ -316,6 +323,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.quotas.destination_routes = args.quota_destination_routes;
     config.quotas.policy_routes = args.quota_policy_routes;
     config.rate_limit = args.rate_limit;
+    config.control_access = args.control_api;
+    if args.control_api == gatehouse::control::ControlAccess::Open {
+        tracing::warn!("the control API is open: whoever reaches the listener may reset and inject faults");
+    }
     let descriptors = api::server::raise_descriptor_limit();
     config.connections = gatehouse::config::ConnectionLimits {
         max_connections: args.max_connections.unwrap_or_else(|| api::server::default_max_connections(descriptors)),
@@ -368,6 +379,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(?backend, "gateway mode: ESP backend");
             config.vpcs = Some(args.vpc_bridges.iter().map(|(vpc, _)| vpc.clone()).collect());
             config.national_standard = false;
+            config.simulated_dataplane = false;
             let netns = NetnsConfig {
                 dir: data_dir.join("dataplane"),
                 prefix: args.netns_prefix.clone(),
@@ -403,6 +415,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store,
         master_key,
         tasks_queued: Default::default(),
+        control: Default::default(),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reconciler = Arc::new(reconciler::Reconciler { app: app.clone(), plane: plane.clone() });

@@ -20,9 +20,11 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 
 use crate::actions::gateway_sync;
+use crate::actions::vpn_connections::VpnConnection;
 use crate::actions::vpn_gateways::{GatewayStatus, VpnGateway};
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::{App, CLIENT_TOKEN_TTL_MS};
+use crate::control::RESYNC_TASK;
 use crate::dataplane::{DataPlane, Event};
 use crate::store::{now_ms, Resource, Task, TxExt};
 
@@ -30,6 +32,8 @@ use crate::store::{now_ms, Resource, Task, TxExt};
 const BATCH: u64 = 256;
 /// The longest the loop sleeps without looking (also how often expired nonces are purged).
 const IDLE: Duration = Duration::from_secs(30);
+/// How long a resync waits for a gateway that is changing.
+const RESYNC_RETRY_MS: i64 = 200;
 /// How many gateways converge at once after a start.
 const CONVERGE_PARALLELISM: usize = 8;
 
@@ -58,7 +62,9 @@ impl Reconciler {
         let mut last_purge = 0;
         while !*stop.borrow() {
             // After a failure, back off instead of retrying a failing step in a tight loop.
-            let healthy = match self.pass().await {
+            // Transitions held by the control API wait for its resume (which pokes the loop).
+            let paused = app.control.paused();
+            let healthy = match if paused { Ok(true) } else { self.pass().await } {
                 Ok(ok) => ok,
                 Err(e) => {
                     tracing::error!(error = %e, "reconciler pass failed");
@@ -74,6 +80,7 @@ impl Reconciler {
             }
             let next = app.store.read(|tx| tx.next_due_ms()).ok().flatten();
             let mut wait = match next {
+                _ if paused => IDLE,
                 Some(due) => Duration::from_millis((due - now_ms()).clamp(0, IDLE.as_millis() as i64) as u64),
                 None => IDLE,
             };
@@ -113,13 +120,18 @@ impl Reconciler {
 
     /// One step of one task.
     async fn run_task(&self, task: Task) -> ApiResult<()> {
+        crate::metrics::task_started(now_ms() - task.due_ms);
+        if task.kind == VpnConnection::KIND && task.op == RESYNC_TASK {
+            return self.resync(task).await;
+        }
         if task.kind != VpnGateway::KIND {
             return Err(ApiError::internal(format!("no lifecycle for kind {}", task.kind)));
         }
         let (account, id, store) = (task.account_id, task.resource_id.clone(), &self.app.store);
         match (task.op.as_str(), task.step) {
             ("create", 0) => {
-                let delay = self.app.config.transition_delay.as_millis() as i64;
+                // An expedited task (the control API's `complete`) takes no more time.
+                let delay = if task.expedited { 0 } else { self.app.config.transition_delay.as_millis() as i64 };
                 let due = now_ms() + delay - delay / 2;
                 let gateway = id.clone();
                 store
@@ -184,6 +196,46 @@ impl Reconciler {
                 match task {
                     Some(t) => tx.finish_task(t),
                     None => Ok(()),
+                }
+            })
+            .await
+    }
+
+    /// Hands one connection, with the tunnel status an operator forced, to the data plane and
+    /// records what it reports (statuses only: the gateway's lifecycle is not touched). A
+    /// gateway mid-change is waited for.
+    async fn resync(&self, task: Task) -> ApiResult<()> {
+        let (app, account_id, complete) = (&self.app, task.account_id, self.plane.stateful());
+        let conn_id = task.resource_id.clone();
+        let plan = app.store.read(|tx| {
+            let Some(conn) = tx.get_as::<VpnConnection>(account_id, &conn_id)? else { return Ok(None) };
+            let Some(gw) = tx.get_as::<VpnGateway>(account_id, &conn.vpn_gateway_id)? else { return Ok(None) };
+            if gw.status != GatewayStatus::Active {
+                return Ok(Some(None));
+            }
+            let mut plan = gateway_sync::plan(tx, &app.master_key, &gw, true)?;
+            if !complete {
+                plan.connections.retain(|c| c.id == conn_id);
+            }
+            plan.connections.iter_mut().filter(|c| c.id == conn_id).for_each(|c| c.changed = true);
+            Ok(Some(Some(plan)))
+        })?;
+        let plan = match plan {
+            None => return app.store.write(move |tx| tx.finish_task(task.id)).await,
+            Some(None) => {
+                let later = now_ms() + RESYNC_RETRY_MS;
+                return app.store.write(move |tx| tx.advance_task(task.id, task.step, later)).await;
+            }
+            Some(Some(plan)) => plan,
+        };
+        let (gateway_id, generation) = (plan.gateway_id.clone(), plan.generation);
+        let report = self.plane.apply(plan).await.map_err(|e| ApiError::internal(format!("resync {conn_id}: {e}")))?;
+        app.store
+            .write(move |tx| {
+                if gateway_sync::record(tx, account_id, &gateway_id, generation, &report, false)? {
+                    tx.finish_task(task.id)
+                } else {
+                    tx.advance_task(task.id, task.step, now_ms() + RESYNC_RETRY_MS)
                 }
             })
             .await
@@ -256,6 +308,7 @@ async fn record_events(app: Arc<App>, mut events: UnboundedReceiver<Event>, mut 
             }
         }
         for e in &batch {
+            crate::metrics::dataplane_event(event_kind(e));
             match e {
                 Event::Tunnel { gateway_id, connection_id, tunnel_id, status, cause, .. } => tracing::info!(
                     gateway = gateway_id,
@@ -297,5 +350,16 @@ async fn record_events(app: Arc<App>, mut events: UnboundedReceiver<Event>, mut 
                 }
             }
         }
+    }
+}
+
+/// The metrics' name for an event's kind.
+fn event_kind(e: &Event) -> &'static str {
+    match e {
+        Event::Tunnel { .. } => "tunnel",
+        Event::Bgp { .. } => "bgp",
+        Event::Health { .. } => "health",
+        Event::IpsecServer { .. } => "ipsec_server",
+        Event::SslVpn { .. } => "ssl_vpn",
     }
 }

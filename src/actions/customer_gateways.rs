@@ -201,10 +201,7 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
         for conn in vpn_connections::using_customer_gateway(tx, account_id, &region.id, &cgw.id)? {
             let gw = vpn_gateways::find(tx, account_id, &region.id, &conn.vpn_gateway_id, 404)?;
             if gw.status != super::vpn_gateways::GatewayStatus::Active {
-                return Err(ApiError::bad_request(
-                    "OperationDenied.VpnConfiguring",
-                    "The associated VPN gateway is being configured. You cannot update the attributes of the customer gateway.",
-                ));
+                return Err(ApiError::customer_gateway_configuring());
             }
         }
         if auth_key.is_some() && cgw.asn.is_none() {

@@ -78,6 +78,7 @@ pub fn plan(tx: &dyn Tx, key: &MasterKey, gw: &VpnGateway, complete: bool) -> Ap
                         auth_key: cgw.and_then(|g| g.auth_key.as_ref()).map(|k| k.open(key)).transpose()?,
                     }),
                 },
+                forced: t.forced,
             });
         }
         let h = &c.health_check;

@@ -1,7 +1,7 @@
 //! The API's actions, one function each, grouped by resource family. An action decodes its
 //! parameters with `Params`' typed getters (which carry the wire names and the documented
 //! errors), applies the family's rules in one store transaction, and returns its answer's fields.
-//! Adding an action = one function + one line in the table below.
+//! Adding an action = one function + one line in the table below (with the seed that documents it).
 
 pub mod certificates;
 pub mod customer_gateways;
@@ -22,9 +22,12 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::app::{Body, Ctx};
 
 macro_rules! actions {
-    ($($name:literal => $run:path),* $(,)?) => {
+    ($($name:literal => $run:path, $seed:literal),* $(,)?) => {
         /// Every action this server answers.
         pub const ALL: &[&str] = &[$($name),*];
+        /// Every action with the seed document (and its lines) that documents it: the coverage
+        /// table the control API serves.
+        pub const COVERAGE: &[(&str, &str)] = &[$(($name, $seed)),*];
 
         pub async fn run(ctx: Ctx) -> ApiResult<Body> {
             match ctx.action.as_str() {
@@ -36,52 +39,52 @@ macro_rules! actions {
 }
 
 actions! {
-    "DescribeRegions" => regions::describe_regions,
-    "CreateVpnGateway" => vpn_gateways::create,
-    "ModifyVpnGatewayAttribute" => vpn_gateways::modify,
-    "DescribeVpnGateways" => vpn_gateways::describe_many,
-    "DescribeVpnGateway" => vpn_gateways::describe_one,
-    "DeleteVpnGateway" => vpn_gateways::delete,
-    "CreateCustomerGateway" => customer_gateways::create,
-    "ModifyCustomerGatewayAttribute" => customer_gateways::modify,
-    "DescribeCustomerGateways" => customer_gateways::describe_many,
-    "DescribeCustomerGateway" => customer_gateways::describe_one,
-    "DeleteCustomerGateway" => customer_gateways::delete,
-    "CreateVpnConnection" => vpn_connections::create,
-    "ModifyVpnConnectionAttribute" => vpn_connections::modify,
-    "DescribeVpnConnections" => vpn_connections::describe_many,
-    "DescribeVpnConnection" => vpn_connections::describe_one,
-    "DownloadVpnConnectionConfig" => vpn_connections::download_config,
-    "DeleteVpnConnection" => vpn_connections::delete,
-    "CreateVpnRouteEntry" => vpn_routes::create,
-    "CreateVpnPbrRouteEntry" => vpn_routes::create_pbr,
-    "PublishVpnRouteEntry" => vpn_routes::publish,
-    "DescribeVpnRouteEntries" => vpn_routes::describe_many,
-    "DescribeVpnPbrRouteEntries" => vpn_routes::describe_pbr,
-    "ModifyVpnRouteEntryWeight" => vpn_routes::modify_weight,
-    "ModifyVpnPbrRouteEntryWeight" => vpn_routes::modify_pbr_weight,
-    "DeleteVpnRouteEntry" => vpn_routes::delete,
-    "DeleteVpnPbrRouteEntry" => vpn_routes::delete_pbr,
-    "CreateSslVpnServer" => ssl_vpn::create,
-    "ModifySslVpnServer" => ssl_vpn::modify,
-    "DescribeSslVpnServers" => ssl_vpn::describe_many,
-    "DeleteSslVpnServer" => ssl_vpn::delete,
-    "CreateSslVpnClientCert" => ssl_vpn::certs::create,
-    "ModifySslVpnClientCert" => ssl_vpn::certs::modify,
-    "DescribeSslVpnClientCerts" => ssl_vpn::certs::describe_many,
-    "DescribeSslVpnClientCert" => ssl_vpn::certs::describe_one,
-    "DeleteSslVpnClientCert" => ssl_vpn::certs::delete,
-    "DescribeVpnSslServerLogs" => ssl_vpn::logs::describe,
-    "CreateIpsecServer" => ipsec_server::create,
-    "UpdateIpsecServer" => ipsec_server::update,
-    "ListIpsecServers" => ipsec_server::list,
-    "DeleteIpsecServer" => ipsec_server::delete,
-    "AssociateVpnGatewayWithCertificate" => certificates::associate,
-    "DissociateVpnGatewayWithCertificate" => certificates::dissociate,
-    "ListVpnCertificateAssociations" => certificates::list,
-    "TagResources" => tags::tag_resources,
-    "ListTagResources" => tags::list_tag_resources,
-    "UnTagResources" => tags::untag_resources,
+    "DescribeRegions" => regions::describe_regions, "none: the seeds only refer to it (004_0ebe6af7f32410f5.txt line 417); the common Alibaba Cloud action",
+    "CreateVpnGateway" => vpn_gateways::create, "004_0ebe6af7f32410f5.txt lines 398-594",
+    "ModifyVpnGatewayAttribute" => vpn_gateways::modify, "004_0ebe6af7f32410f5.txt lines 596-858",
+    "DescribeVpnGateways" => vpn_gateways::describe_many, "004_0ebe6af7f32410f5.txt lines 861-1311",
+    "DescribeVpnGateway" => vpn_gateways::describe_one, "004_0ebe6af7f32410f5.txt lines 1313-1704",
+    "DeleteVpnGateway" => vpn_gateways::delete, "004_0ebe6af7f32410f5.txt line 106 (overview only)",
+    "CreateCustomerGateway" => customer_gateways::create, "004_0ebe6af7f32410f5.txt lines 2665-2881",
+    "ModifyCustomerGatewayAttribute" => customer_gateways::modify, "004_0ebe6af7f32410f5.txt lines 2883-3105",
+    "DescribeCustomerGateways" => customer_gateways::describe_many, "004_0ebe6af7f32410f5.txt lines 3107-3277",
+    "DescribeCustomerGateway" => customer_gateways::describe_one, "004_0ebe6af7f32410f5.txt lines 3279-3431",
+    "DeleteCustomerGateway" => customer_gateways::delete, "004_0ebe6af7f32410f5.txt lines 3433-3548",
+    "CreateVpnConnection" => vpn_connections::create, "004_0ebe6af7f32410f5.txt lines 5310-5807 (section 7.1); 000_a8dfb6f03ef4b31c.txt (newest: dual-tunnel); 002_cb2d1d2936541a36.txt",
+    "ModifyVpnConnectionAttribute" => vpn_connections::modify, "004_0ebe6af7f32410f5.txt lines 5808-6513 (section 7.2)",
+    "DescribeVpnConnections" => vpn_connections::describe_many, "004_0ebe6af7f32410f5.txt lines 6514-6953 (section 7.3)",
+    "DescribeVpnConnection" => vpn_connections::describe_one, "004_0ebe6af7f32410f5.txt lines 6954-7364 (section 7.4); 003_a1089f79b9878aa4.txt",
+    "DownloadVpnConnectionConfig" => vpn_connections::download_config, "004_0ebe6af7f32410f5.txt lines 7365-7565 (section 7.5)",
+    "DeleteVpnConnection" => vpn_connections::delete, "004_0ebe6af7f32410f5.txt lines 7566-7694 (section 7.6)",
+    "CreateVpnRouteEntry" => vpn_routes::create, "004_0ebe6af7f32410f5.txt lines 3549-3799 (section 6.1)",
+    "CreateVpnPbrRouteEntry" => vpn_routes::create_pbr, "004_0ebe6af7f32410f5.txt lines 3800-4053 (section 6.2)",
+    "PublishVpnRouteEntry" => vpn_routes::publish, "004_0ebe6af7f32410f5.txt lines 4054-4250 (section 6.3)",
+    "DescribeVpnRouteEntries" => vpn_routes::describe_many, "004_0ebe6af7f32410f5.txt lines 4251-4449 (section 6.4)",
+    "DescribeVpnPbrRouteEntries" => vpn_routes::describe_pbr, "004_0ebe6af7f32410f5.txt lines 4450-4628 (section 6.5)",
+    "ModifyVpnRouteEntryWeight" => vpn_routes::modify_weight, "004_0ebe6af7f32410f5.txt lines 4629-4798 (section 6.6)",
+    "ModifyVpnPbrRouteEntryWeight" => vpn_routes::modify_pbr_weight, "004_0ebe6af7f32410f5.txt lines 4799-4972 (section 6.7)",
+    "DeleteVpnRouteEntry" => vpn_routes::delete, "004_0ebe6af7f32410f5.txt lines 4973-5132 (section 6.8)",
+    "DeleteVpnPbrRouteEntry" => vpn_routes::delete_pbr, "004_0ebe6af7f32410f5.txt lines 5133-5307 (section 6.9)",
+    "CreateSslVpnServer" => ssl_vpn::create, "004_0ebe6af7f32410f5.txt lines 7695-7968",
+    "ModifySslVpnServer" => ssl_vpn::modify, "004_0ebe6af7f32410f5.txt lines 7969-8262",
+    "DescribeSslVpnServers" => ssl_vpn::describe_many, "004_0ebe6af7f32410f5.txt lines 8264-8494",
+    "DeleteSslVpnServer" => ssl_vpn::delete, "004_0ebe6af7f32410f5.txt lines 8496-8620",
+    "CreateSslVpnClientCert" => ssl_vpn::certs::create, "004_0ebe6af7f32410f5.txt lines 8622-8776",
+    "ModifySslVpnClientCert" => ssl_vpn::certs::modify, "004_0ebe6af7f32410f5.txt lines 8777-8917",
+    "DescribeSslVpnClientCerts" => ssl_vpn::certs::describe_many, "004_0ebe6af7f32410f5.txt lines 8919-9119",
+    "DescribeSslVpnClientCert" => ssl_vpn::certs::describe_one, "none: the seeds document only its list form (DescribeSslVpnClientCerts); the public API reference",
+    "DeleteSslVpnClientCert" => ssl_vpn::certs::delete, "004_0ebe6af7f32410f5.txt lines 9368-9496",
+    "DescribeVpnSslServerLogs" => ssl_vpn::logs::describe, "004_0ebe6af7f32410f5.txt lines 9121-9366",
+    "CreateIpsecServer" => ipsec_server::create, "004_0ebe6af7f32410f5.txt lines 9498-9876",
+    "UpdateIpsecServer" => ipsec_server::update, "004_0ebe6af7f32410f5.txt lines 10193-10483",
+    "ListIpsecServers" => ipsec_server::list, "004_0ebe6af7f32410f5.txt lines 9878-10192",
+    "DeleteIpsecServer" => ipsec_server::delete, "004_0ebe6af7f32410f5.txt lines 10485-10594",
+    "AssociateVpnGatewayWithCertificate" => certificates::associate, "004_0ebe6af7f32410f5.txt lines 2145-2307",
+    "DissociateVpnGatewayWithCertificate" => certificates::dissociate, "004_0ebe6af7f32410f5.txt lines 2309-2462",
+    "ListVpnCertificateAssociations" => certificates::list, "004_0ebe6af7f32410f5.txt lines 2464-2664",
+    "TagResources" => tags::tag_resources, "004_0ebe6af7f32410f5.txt lines 1706-1844",
+    "ListTagResources" => tags::list_tag_resources, "004_0ebe6af7f32410f5.txt lines 1846-2046",
+    "UnTagResources" => tags::untag_resources, "004_0ebe6af7f32410f5.txt lines 2048-2143",
 }
 
 pub fn exists(action: &str) -> bool {

@@ -56,6 +56,7 @@ pub(crate) fn connection(id: &str, spec: TunnelSpec, local: &str, remote: &str) 
             status: TunnelStatus::IkeSaNotEstablished,
             bgp_status: BgpStatus::None,
             status_seq: 0,
+            forced: None,
         }],
         state: ConnectionState::Updating,
         renegotiate: false,

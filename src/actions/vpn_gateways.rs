@@ -137,7 +137,7 @@ impl VpnGateway {
         if self.status == GatewayStatus::Active {
             Ok(())
         } else {
-            Err(ApiError::bad_request("VpnGateway.Configuring", "The specified service is configuring."))
+            Err(ApiError::gateway_configuring())
         }
     }
 }

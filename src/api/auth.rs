@@ -131,6 +131,9 @@ pub struct Claim {
 pub struct SignedParts<'a> {
     /// "GET" / "POST"
     pub method: &'a str,
+    /// The request path: `/` for the cloud API (ACS3 signs it as the canonical URI; RPC v1
+    /// does not sign it).
+    pub path: &'a str,
     /// Decoded query pairs, in order.
     pub query: &'a [(String, String)],
     /// Decoded form-body pairs (empty if the body is not a form).
@@ -362,7 +365,9 @@ pub fn rpc_v1_signature(string_to_sign: &str, secret: &str) -> String {
 fn acs3_canonical_request(parts: &SignedParts, signed_headers: &[String], hashed_payload: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(parts.method.as_bytes());
-    out.extend_from_slice(b"\n/\n");
+    out.push(b'\n');
+    out.extend_from_slice(if parts.path.is_empty() { b"/" } else { parts.path.as_bytes() });
+    out.push(b'\n');
     out.extend_from_slice(canonical_pairs(parts.query.iter().map(|(k, v)| (k.as_str(), v.as_str()))).as_bytes());
     out.push(b'\n');
     for name in signed_headers {
@@ -423,7 +428,7 @@ mod tests {
         headers: &'a HeaderMap,
         body: &'a [u8],
     ) -> SignedParts<'a> {
-        SignedParts { method, query, body_params, headers, body }
+        SignedParts { method, path: "/", query, body_params, headers, body }
     }
 
     // ----- encoding -----

@@ -36,12 +36,42 @@ impl ApiError {
     }
     pub fn internal(what: impl fmt::Display) -> Self {
         tracing::error!("internal error: {what}");
+        Self::internal_error()
+    }
+    fn internal_error() -> Self {
         Self::new(
             500,
             "InternalError",
             "The request processing has failed due to some unknown error, exception or failure.",
         )
     }
+    pub fn throttled() -> Self {
+        Self::bad_request("Throttling.User", "Request was denied due to user flow control.")
+    }
+    pub fn gateway_configuring() -> Self {
+        Self::bad_request("VpnGateway.Configuring", "The specified service is configuring.")
+    }
+    pub fn customer_gateway_configuring() -> Self {
+        Self::bad_request(
+            "OperationDenied.VpnConfiguring",
+            "The associated VPN gateway is being configured. You cannot update the attributes of the customer gateway.",
+        )
+    }
+
+    /// The error the code base answers with `code`, for the codes whose status and message do
+    /// not depend on the request (what a control-API fault may inject).
+    pub fn documented(code: &str) -> Option<Self> {
+        Some(match code {
+            "InternalError" => Self::internal_error(),
+            "Throttling.User" => Self::throttled(),
+            "VpnGateway.Configuring" => Self::gateway_configuring(),
+            "OperationDenied.VpnConfiguring" => Self::customer_gateway_configuring(),
+            _ => return None,
+        })
+    }
+    /// The codes `documented` knows.
+    pub const DOCUMENTED: &'static [&'static str] =
+        &["InternalError", "Throttling.User", "VpnGateway.Configuring", "OperationDenied.VpnConfiguring"];
 }
 
 impl fmt::Display for ApiError {
@@ -51,3 +81,18 @@ impl fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_codes_are_the_code_bases_errors() {
+        for code in ApiError::DOCUMENTED {
+            assert_eq!(ApiError::documented(code).unwrap().code, *code);
+        }
+        assert_eq!(ApiError::documented("Throttling.User").unwrap().status, 400);
+        assert_eq!(ApiError::documented("InternalError"), Some(ApiError::internal("test")));
+        assert_eq!(ApiError::documented("NoSuchCode"), None);
+    }
+}

@@ -1,12 +1,15 @@
 //! The wire. Only this module knows parameter encodings, signatures, envelopes and HTTP
 //! statuses. A request flows: bytes → params → (version, action) → authenticated account →
-//! rate limit → action → rendered answer.
+//! rate limit → injected fault (the control API's) → action → rendered answer. Beside the
+//! cloud API at `/`: the control API at `/_gatehouse/<operation>` and `/metrics` (`control`).
 
 pub mod auth;
+pub mod control;
 pub mod error;
 pub mod params;
 pub mod render;
 pub mod server;
+pub mod signer;
 pub mod tls;
 
 use std::sync::Arc;
@@ -31,7 +34,11 @@ pub const API_VERSION: &str = "2016-04-28";
 const NONCE_TTL_MS: i64 = 2 * 15 * 60 * 1000;
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new().route("/", any(handle)).with_state(app)
+    Router::new()
+        .route("/", any(handle))
+        .route("/_gatehouse/{operation}", any(control::handle))
+        .route("/metrics", axum::routing::get(control::metrics))
+        .with_state(app)
 }
 
 async fn handle(
@@ -42,11 +49,11 @@ async fn handle(
     body: axum::body::Body,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
-    let query = uri.query().map(|q| auth::decode_form(q.as_bytes())).unwrap_or_default();
-    let body = match read_body(&app.config.connections, &headers, body).await {
-        Ok(body) => body,
+    let incoming = match Incoming::read(&app.config.connections, &uri, &headers, body).await {
+        Ok(incoming) => incoming,
         Err(e) => {
             tracing::debug!(request_id, code = e.code, "request body refused");
+            let query = uri.query().map(|q| auth::decode_form(q.as_bytes())).unwrap_or_default();
             let format = Format::from_param(Params::merged(&query, &[]).get("Format"));
             let mut response = render::error(format, &request_id, &e);
             // What is left of the body is not worth reading: the connection goes.
@@ -54,16 +61,9 @@ async fn handle(
             return response;
         }
     };
-    let body_params = if is_form(&headers, &body) { auth::decode_form(&body) } else { Vec::new() };
-    let params = Params::merged(&query, &body_params);
+    let parts = incoming.signed_parts(&method, &uri, &headers);
+    let params = incoming.params.clone();
     let format = Format::from_param(params.get("Format"));
-    let parts = auth::SignedParts {
-        method: method.as_str(),
-        query: &query,
-        body_params: &body_params,
-        headers: &headers,
-        body: &body,
-    };
     let action = header_or_param(&params, &headers, "Action", "x-acs-action");
     let started = std::time::Instant::now();
     let mut account = None;
@@ -75,6 +75,7 @@ async fn handle(
         Err(e) => (e.code.as_str(), e.status),
     };
     let action_name = action.as_deref().unwrap_or("");
+    crate::metrics::request(action_name, code, started.elapsed());
     if status >= 500 {
         tracing::error!(request_id, account, action = action_name, code, status, latency_ms, "request");
     } else {
@@ -83,6 +84,40 @@ async fn handle(
     match outcome {
         Ok(out) => render::success(format, action_name, &request_id, out),
         Err(e) => render::error(format, &request_id, &e),
+    }
+}
+
+/// A request as received: its parameters (query and form body) and what signing reads.
+struct Incoming {
+    query: Vec<(String, String)>,
+    body: Bytes,
+    body_params: Vec<(String, String)>,
+    params: Params,
+}
+
+impl Incoming {
+    async fn read(
+        limits: &crate::config::ConnectionLimits,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: axum::body::Body,
+    ) -> ApiResult<Self> {
+        let query = uri.query().map(|q| auth::decode_form(q.as_bytes())).unwrap_or_default();
+        let body = read_body(limits, headers, body).await?;
+        let body_params = if is_form(headers, &body) { auth::decode_form(&body) } else { Vec::new() };
+        let params = Params::merged(&query, &body_params);
+        Ok(Incoming { query, body, body_params, params })
+    }
+
+    fn signed_parts<'a>(&'a self, method: &'a Method, uri: &'a Uri, headers: &'a HeaderMap) -> auth::SignedParts<'a> {
+        auth::SignedParts {
+            method: method.as_str(),
+            path: uri.path(),
+            query: &self.query,
+            body_params: &self.body_params,
+            headers,
+            body: &self.body,
+        }
     }
 }
 
@@ -138,6 +173,13 @@ async fn serve(
     let account_id = authenticate(&app, parts).await?;
     *account = Some(account_id);
     app.limiter.check(account_id)?;
+    if let Some(hit) = app.control.faults.take(account_id, &action, &params) {
+        // A test rig asked for this call to be slow: the only wait a request makes on purpose.
+        tokio::time::sleep(hit.latency).await;
+        if let Some(e) = hit.error {
+            return Err(e);
+        }
+    }
     actions::run(Ctx { app, account_id, action, request_id, params }).await
 }
 

@@ -52,6 +52,12 @@ impl Params {
         self.map.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
+    /// Whether any parameter has exactly this value (a call naming a resource, whatever the
+    /// parameter's name).
+    pub fn has_value(&self, value: &str) -> bool {
+        self.map.values().any(|v| v == value)
+    }
+
     pub fn str(&self, name: &str) -> Option<String> {
         self.get(name).map(str::to_string)
     }

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
-use gatehouse::api::auth::{percent_encode, rpc_v1_signature, rpc_v1_string_to_sign};
+use gatehouse::api::signer::{sign_and_encode, timestamp_now};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
@@ -361,26 +361,6 @@ impl Plan {
             ..self.clone()
         })
     }
-}
-
-/// `k=v&…&Signature=…`, RFC 3986-encoded, signed for `method`.
-fn sign_and_encode(method: &str, params: &[(String, String)], secret: &str) -> String {
-    let signature = rpc_v1_signature(&rpc_v1_string_to_sign(method, params), secret);
-    let mut out = String::with_capacity(512);
-    for (k, v) in params {
-        out.push_str(&percent_encode(k));
-        out.push('=');
-        out.push_str(&percent_encode(v));
-        out.push('&');
-    }
-    out.push_str("Signature=");
-    out.push_str(&percent_encode(&signature));
-    out
-}
-
-fn timestamp_now() -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    time::OffsetDateTime::now_utc().format(&fmt).expect("UTC timestamps always format")
 }
 
 /// A top-level string field of a JSON answer.
@@ -1022,6 +1002,7 @@ mod tests {
             };
             let parts = SignedParts {
                 method: method.as_str(),
+                path: "/",
                 query: &query,
                 body_params: &body,
                 headers: &headers,

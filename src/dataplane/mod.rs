@@ -143,6 +143,9 @@ pub struct TunnelPlan {
     pub dpd: bool,
     pub nat_traversal: bool,
     pub bgp: Option<BgpPlan>,
+    /// The status an operator forced (the control API); only the simulated plane takes it.
+    #[serde(default)]
+    pub forced: Option<TunnelStatus>,
 }
 
 /// A tunnel's BGP session: from `local_ip` (on the gateway's side of the tunnel) and

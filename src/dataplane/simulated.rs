@@ -10,6 +10,7 @@
 //! - BGP comes up (`success`) on an established tunnel whose customer gateway has an ASN;
 //!   otherwise `failed`. Tunnels without BGP report no BGP status. Once BGP is up, the simulated
 //!   peer advertises the connection's RemoteSubnet: those are the routes the gateway learns.
+//! - A tunnel whose status an operator forced (the control API) reports that status.
 //! - The health check succeeds when the probed tunnel (the master) is established, and fails
 //!   otherwise; a disabled check reports `success`, as the real service does.
 //!
@@ -164,13 +165,17 @@ pub fn negotiate(conn: &ConnectionPlan) -> ConnectionReport {
         .enumerate()
         .map(|(i, t)| {
             let was = conn.last_status.get(i).copied().unwrap_or_default();
-            let established = negotiates || was == TunnelStatus::IpsecSaEstablished;
+            let status = t.forced.unwrap_or(if negotiates || was == TunnelStatus::IpsecSaEstablished {
+                TunnelStatus::IpsecSaEstablished
+            } else {
+                TunnelStatus::IkeSaNotEstablished
+            });
+            let established = status == TunnelStatus::IpsecSaEstablished;
             let bgp_status = match (&t.bgp, established) {
                 (None, _) => BgpStatus::None,
                 (Some(b), true) if b.peer_asn.is_some() => BgpStatus::Success,
                 (Some(_), _) => BgpStatus::Failed,
             };
-            let status = if established { TunnelStatus::IpsecSaEstablished } else { TunnelStatus::IkeSaNotEstablished };
             TunnelReport { id: t.id.clone(), seq: next_seq(), status, bgp_status }
         })
         .collect();
@@ -211,6 +216,7 @@ pub(crate) mod tests {
             dpd: true,
             nat_traversal: true,
             bgp,
+            forced: None,
         }
     }
 

@@ -96,6 +96,26 @@ pub struct Task {
     /// How far the operation has come; the reconciler advances it.
     pub step: i64,
     pub due_ms: i64,
+    /// Asked to complete now (`Tx::expedite_tasks`): its remaining steps take no time.
+    pub expedited: bool,
+}
+
+/// The reconciler's queue at one moment (for metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskStats {
+    pub queued: u64,
+    /// Of those, the ones due now.
+    pub due: u64,
+    /// When the longest-waiting due task fell due.
+    pub oldest_due_ms: Option<i64>,
+}
+
+/// A resource dropped by `Tx::drop_resources`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    pub account_id: i64,
+    pub kind: String,
+    pub id: String,
 }
 
 /// A stored ClientToken answer.
@@ -130,6 +150,17 @@ pub trait Tx {
     fn next_due_ms(&self) -> ApiResult<Option<i64>>;
     fn advance_task(&mut self, id: i64, step: i64, due_ms: i64) -> ApiResult<()>;
     fn finish_task(&mut self, id: i64) -> ApiResult<()>;
+    /// Makes the tasks of one account (or all) due now, and every later step of theirs too;
+    /// returns how many.
+    fn expedite_tasks(&mut self, account_id: Option<i64>, now_ms: i64) -> ApiResult<u64>;
+    fn task_stats(&self, now_ms: i64) -> ApiResult<TaskStats>;
+
+    /// Drops every resource of one account (or of all) with its tags, refs, queued tasks and
+    /// ClientToken answers; accounts, keys and address leases stay (the caller releases the
+    /// leases of what went). Returns what went.
+    fn drop_resources(&mut self, account_id: Option<i64>) -> ApiResult<Vec<Dropped>>;
+    /// Live resources by kind and status (for metrics).
+    fn resource_statuses(&self) -> ApiResult<Vec<(String, String, u64)>>;
 
     // ClientToken idempotency.
     fn idempotent_answer(&self, account_id: i64, action: &str, token: &str) -> ApiResult<Option<IdempotentAnswer>>;

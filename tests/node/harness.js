@@ -18,6 +18,8 @@ const AK = 'LTAI5tGatehouseNodeTest';
 const SECRET = 'gatehouse-node-secret~0123456789abcdef';
 const REGION = 'cn-hangzhou';
 const LISTEN_RE = /^gatehouse listening on http:\/\/127\.0\.0\.1:(\d+)\s*$/;
+const TLS_LISTEN_RE = /^gatehouse listening on https:\/\/127\.0\.0\.1:(\d+)\s*$/;
+const TLS_CERT_RE = /^gatehouse TLS certificate (\S+) \(SHA-256 [0-9A-F:]+\)\s*$/;
 
 function rand(n = 21) {
   const abc = 'abcdefghijklmnopqrstuvwxyz0123456789';
@@ -65,8 +67,10 @@ async function expectCode(promise, code, check) {
 
 // Starts `gatehouse serve` on a free port with a fresh temporary data dir and the AK/SECRET root
 // key, plus extraArgs (e.g. ['--transition-delay-ms', '200']). Resolves once the listening line
-// is read (at most 10 s) with { port, endpoint, dataDir, stop() }; stop() sends SIGTERM (SIGKILL
-// after 5 s) and removes the data dir. If the start fails, it cleans up before rejecting.
+// is read (at most 10 s) with { port, endpoint, dataDir, stop() } — and, when extraArgs ask for
+// --tls-listen, once the HTTPS lines are read too, with tls: { port, endpoint, cert }. stop()
+// sends SIGTERM (SIGKILL after 5 s) and removes the data dir. If the start fails, it cleans up
+// before rejecting.
 async function startServer(extraArgs = [], { tmpPrefix = 'gatehouse-node-' } = {}) {
   if (!fs.existsSync(BIN)) throw new Error(`${BIN} missing: run cargo build --release --bins`);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), tmpPrefix));
@@ -94,13 +98,21 @@ async function startServer(extraArgs = [], { tmpPrefix = 'gatehouse-node-' } = {
       },
     );
     child.stderr.on('data', (d) => { stderr = (stderr + d.toString()).slice(-8000); });
+    const wantTls = extraArgs.includes('--tls-listen');
+    const tls = {};
     const port = await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no listening line within 10 s; stderr: ${stderr}`)), 10000);
       // readline keeps draining stdout for the life of the process
       const rl = readline.createInterface({ input: child.stdout });
+      let plainPort = null;
       rl.on('line', (line) => {
-        const m = LISTEN_RE.exec(line);
-        if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+        let m = LISTEN_RE.exec(line);
+        if (m) plainPort = Number(m[1]);
+        m = TLS_LISTEN_RE.exec(line);
+        if (m) { tls.port = Number(m[1]); tls.endpoint = `https://127.0.0.1:${m[1]}`; }
+        m = TLS_CERT_RE.exec(line);
+        if (m) tls.cert = m[1];
+        if (plainPort !== null && (!wantTls || tls.cert)) { clearTimeout(timer); resolve(plainPort); }
       });
       child.once('exit', (code, sig) => {
         clearTimeout(timer);
@@ -108,7 +120,7 @@ async function startServer(extraArgs = [], { tmpPrefix = 'gatehouse-node-' } = {
       });
       child.once('error', (e) => { clearTimeout(timer); reject(e); });
     });
-    return { port, endpoint: `http://127.0.0.1:${port}`, dataDir, stop };
+    return { port, endpoint: `http://127.0.0.1:${port}`, dataDir, stop, tls: wantTls ? tls : undefined };
   } catch (err) {
     await stop();
     throw err;

@@ -815,3 +815,33 @@ def tags_of(obj: dict) -> dict[str, str]:
     tags = obj.get("Tags") or {}
     lst = tags.get("Tag", []) if isinstance(tags, dict) else tags
     return {t["Key"]: t.get("Value", "") for t in lst}
+
+
+# --------------------------------------------------------------------------
+# the control API (/_gatehouse/<operation>)
+
+
+class ControlClient:
+    """The control API, signed the way ``gatehouse ctl`` signs it: RPC v1 over a form body,
+    with the operation named as the signed ``Action``. ``creds=None`` sends it unsigned."""
+
+    def __init__(self, endpoint: str, creds: Creds | None = Creds(ROOT_AK, ROOT_SECRET)):
+        self.endpoint, self.creds = endpoint, creds
+
+    def send(self, operation: str, params: dict | None = None, *, action: str | None = None) -> RawResponse:
+        p = {"Action": action or operation, **{k: str(v) for k, v in (params or {}).items()}}
+        if self.creds is not None:
+            p.update({"AccessKeyId": self.creds.ak, "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0",
+                      "SignatureNonce": new_nonce(), "Timestamp": iso_timestamp(), "Format": "JSON"})
+            p["Signature"] = rpc_v1_sign("POST", p, self.creds.secret)
+        raw = RawClient(self.endpoint)
+        return raw.send("POST", f"/_gatehouse/{operation}", _encode(p).encode(),
+                        {"Content-Type": "application/x-www-form-urlencoded"})
+
+    def call(self, operation: str, params: dict | None = None) -> dict:
+        r = self.send(operation, params)
+        assert r.status == 200, f"{operation}: {r} {r.body[:500]!r}"
+        return r.json()
+
+    def get(self, path: str) -> RawResponse:
+        return RawClient(self.endpoint).send("GET", path)

@@ -40,6 +40,9 @@ pub struct Tunnel {
     /// The data plane's sequence number of `status` (see `dataplane::TunnelReport::seq`).
     #[serde(default)]
     pub status_seq: u64,
+    /// A status an operator forced through the control API (simulated data plane only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced: Option<TunnelStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,7 +190,7 @@ fn tunnel_view(
     Ok(Value::Object(v))
 }
 
-fn not_found() -> ApiError {
+pub(crate) fn not_found() -> ApiError {
     ApiError::not_found(
         "InvalidVpnConnectionInstanceId.NotFound",
         "The specified vpn connection instance id does not exist.",
@@ -457,6 +460,7 @@ fn new_tunnel(spec: TunnelSpec, internet_ip: &str) -> Tunnel {
         status: TunnelStatus::IkeSaNotEstablished,
         bgp_status: BgpStatus::None,
         status_seq: 0,
+        forced: None,
     }
 }
 

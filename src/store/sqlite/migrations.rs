@@ -109,4 +109,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX resources_by_parent_status ON resources (account_id, kind, parent_id, status);
     CREATE TABLE reindex (kind TEXT PRIMARY KEY);
     INSERT INTO reindex (kind) VALUES ('VpnConnection');",
+    // 4: tasks an operator asked to complete now (the control API): every step due at once.
+    "ALTER TABLE tasks ADD COLUMN expedited INTEGER NOT NULL DEFAULT 0;",
 ];

@@ -144,6 +144,7 @@ fn writer(mut conn: Connection, queue: mpsc::Receiver<(Durability, WriteFn)>) {
             }
         }
         let mut replies = Vec::with_capacity(group.len());
+        let (size, started) = (group.len(), std::time::Instant::now());
         let outcome = (|| -> rusqlite::Result<()> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for (_, f) in group.drain(..) {
@@ -164,6 +165,7 @@ fn writer(mut conn: Connection, queue: mpsc::Receiver<(Durability, WriteFn)>) {
             }
             tx.commit()
         })();
+        crate::metrics::commit(size, started.elapsed());
         let outcome = outcome.map_err(db_err);
         for reply in replies {
             reply(outcome.clone());
@@ -506,7 +508,7 @@ impl Tx for SqliteTx<'_> {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT id, account_id, kind, resource_id, op, step, due_ms FROM tasks
+                "SELECT id, account_id, kind, resource_id, op, step, due_ms, expedited FROM tasks
                  WHERE due_ms <= ?1 ORDER BY due_ms, id LIMIT ?2",
             )
             .map_err(db_err)?;
@@ -520,6 +522,7 @@ impl Tx for SqliteTx<'_> {
                     op: r.get(4)?,
                     step: r.get(5)?,
                     due_ms: r.get(6)?,
+                    expedited: r.get(7)?,
                 })
             })
             .map_err(db_err)?;
@@ -544,6 +547,63 @@ impl Tx for SqliteTx<'_> {
             .and_then(|mut st| st.execute(params![id]))
             .map_err(db_err)?;
         Ok(())
+    }
+
+    fn expedite_tasks(&mut self, account_id: Option<i64>, now_ms: i64) -> ApiResult<u64> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE tasks SET expedited = 1, due_ms = MIN(due_ms, ?2) WHERE ?1 IS NULL OR account_id = ?1",
+                params![account_id, now_ms],
+            )
+            .map_err(db_err)?;
+        Ok(n as u64)
+    }
+
+    fn task_stats(&self, now_ms: i64) -> ApiResult<TaskStats> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE due_ms <= ?1), MIN(due_ms) FILTER (WHERE due_ms <= ?1)
+                 FROM tasks",
+                params![now_ms],
+                |r| {
+                    Ok(TaskStats {
+                        queued: r.get::<_, i64>(0)? as u64,
+                        due: r.get::<_, i64>(1)? as u64,
+                        oldest_due_ms: r.get(2)?,
+                    })
+                },
+            )
+            .map_err(db_err)
+    }
+
+    fn drop_resources(&mut self, account_id: Option<i64>) -> ApiResult<Vec<Dropped>> {
+        let filter = "WHERE ?1 IS NULL OR account_id = ?1";
+        let dropped = {
+            let mut st = self
+                .conn
+                .prepare(&format!("DELETE FROM resources {filter} RETURNING account_id, kind, id"))
+                .map_err(db_err)?;
+            let rows = st
+                .query_map(params![account_id], |r| {
+                    Ok(Dropped { account_id: r.get(0)?, kind: r.get(1)?, id: r.get(2)? })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?
+        };
+        for table in ["tags", "resource_refs", "resource_counts", "tasks", "client_tokens"] {
+            self.conn.execute(&format!("DELETE FROM {table} {filter}"), params![account_id]).map_err(db_err)?;
+        }
+        Ok(dropped)
+    }
+
+    fn resource_statuses(&self) -> ApiResult<Vec<(String, String, u64)>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT kind, status, COUNT(*) FROM resources GROUP BY kind, status")
+            .map_err(db_err)?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))).map_err(db_err)?;
+        rows.collect::<Result<_, _>>().map_err(db_err)
     }
 
     fn idempotent_answer(&self, account_id: i64, action: &str, token: &str) -> ApiResult<Option<IdempotentAnswer>> {

@@ -214,3 +214,41 @@ fn the_data_directory_and_database_are_private_whatever_the_umask() {
     assert_eq!(mode(&dir.join("gatehouse.db")), 0o600);
     std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
 }
+
+#[tokio::test]
+async fn dropping_one_accounts_resources_keeps_the_others() {
+    let dir = temp_dir();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir).unwrap());
+    let other = |r: Record| Record { account_id: 2, ..r };
+    store
+        .write(move |tx| {
+            tx.insert(&rec("a", "r1", "p", None))?;
+            tx.insert(&other(rec("b", "r1", "p", None)))?;
+            tx.set_tag(
+                &TagBinding { kind: "Thing".into(), resource_id: "a".into(), key: "k".into(), value: "v".into() },
+                1,
+            )?;
+            tx.add_task(1, "Thing", "a", "create", 10)?;
+            tx.add_task(2, "Thing", "b", "create", 10)
+        })
+        .await
+        .unwrap();
+    let dropped = store.write(|tx| tx.drop_resources(Some(1))).await.unwrap();
+    assert_eq!(dropped, [Dropped { account_id: 1, kind: "Thing".into(), id: "a".into() }]);
+    let left = |account_id| ListQuery { kind: "Thing", account_id, ..Default::default() };
+    assert_eq!(store.read(|tx| tx.count(&left(1))).unwrap(), 0, "the account's count follows");
+    assert_eq!(store.read(|tx| tx.count(&left(2))).unwrap(), 1);
+    assert!(store.read(|tx| tx.tags_of("Thing", 1, &["a".into()])).unwrap().is_empty());
+    let tasks = store.read(|tx| tx.due_tasks(100, 10)).unwrap();
+    assert_eq!(tasks.iter().map(|t| t.account_id).collect::<Vec<_>>(), [2]);
+    // Expediting makes the rest due now and marks them.
+    store.write(|tx| tx.add_task(2, "Thing", "c", "create", i64::MAX / 2)).await.unwrap();
+    assert_eq!(store.write(|tx| tx.expedite_tasks(Some(2), 50)).await.unwrap(), 2);
+    let tasks = store.read(|tx| tx.due_tasks(50, 10)).unwrap();
+    assert!(tasks.len() == 2 && tasks.iter().all(|t| t.expedited && t.due_ms <= 50));
+    let stats = store.read(|tx| tx.task_stats(50)).unwrap();
+    assert_eq!(stats, TaskStats { queued: 2, due: 2, oldest_due_ms: Some(10) });
+    assert_eq!(store.read(|tx| tx.resource_statuses()).unwrap(), [("Thing".to_string(), "active".to_string(), 1)]);
+    assert_eq!(store.write(|tx| tx.drop_resources(None)).await.unwrap().len(), 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}

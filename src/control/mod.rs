@@ -1,0 +1,292 @@
+//! The control API's operations: what a test rig or an operator asks of the running server
+//! beside the cloud API (`/_gatehouse/<operation>`; `api::control` is its wire). Reset an
+//! account, inject faults, force a simulated tunnel's status, hold or hurry lifecycle
+//! transitions, list the actions served.
+//!
+//! Like actions, operations never touch the data plane: a reset queues the removal of what it
+//! dropped, a forced tunnel status is stored and a task hands it to the data plane through the
+//! reconciler.
+
+pub mod cli;
+pub mod faults;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{json, Map, Value};
+
+use crate::accounts::ROOT_ACCOUNT;
+use crate::actions::vpn_connections::{self, VpnConnection};
+use crate::actions::vpn_gateways::VpnGateway;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::params::Params;
+use crate::app::{App, Body};
+use crate::dataplane::TunnelStatus;
+use crate::store::{now_ms, Resource, Tx, TxExt};
+use faults::{Fault, MAX_COUNT, MAX_LATENCY_MS};
+
+/// The task that hands a connection's forced tunnel status to the data plane.
+pub const RESYNC_TASK: &str = "resync";
+
+/// Who may call the control API.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ControlAccess {
+    /// Requests signed with an AccessKey of the root account (health and version: anyone).
+    #[default]
+    Signed,
+    /// Anyone who can reach the listener (local test rigs only).
+    Open,
+}
+
+crate::wire_enum!(
+    /// The control API's operations: the path segment after `/_gatehouse/`, which a signed
+    /// request also names as its `Action`.
+    Operation {
+        #[default]
+        Health = "health",
+        Version = "version",
+        Coverage = "coverage",
+        Reset = "reset",
+        AddFault = "add-fault",
+        ListFaults = "list-faults",
+        ClearFaults = "clear-faults",
+        TunnelStatus = "tunnel-status",
+        Pause = "pause",
+        Resume = "resume",
+        Complete = "complete",
+    }
+);
+
+impl Operation {
+    /// Health and version answer anyone (load balancers, probes).
+    pub fn open(self) -> bool {
+        matches!(self, Operation::Health | Operation::Version)
+    }
+}
+
+crate::wire_enum!(
+    /// What `tunnel-status` sets a tunnel to.
+    ForcedStatus {
+        #[default]
+        Up = "up",
+        Down = "down",
+        Clear = "clear",
+    }
+);
+
+impl ForcedStatus {
+    fn tunnel_status(self) -> Option<TunnelStatus> {
+        match self {
+            ForcedStatus::Up => Some(TunnelStatus::IpsecSaEstablished),
+            ForcedStatus::Down => Some(TunnelStatus::IkeSaNotEstablished),
+            ForcedStatus::Clear => None,
+        }
+    }
+}
+
+/// The control API's in-memory state: faults and whether lifecycle transitions are held.
+#[derive(Default)]
+pub struct ControlState {
+    pub faults: faults::Faults,
+    paused: AtomicBool,
+}
+
+impl ControlState {
+    /// Whether lifecycle transitions are held (`pause`) until `resume`.
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+}
+
+/// `{"status","store","dataplane","lifecycle"}`, and whether all is well (the store answers).
+pub fn health(app: &App) -> (bool, Value) {
+    let store = app.store.read(|tx| tx.task_stats(now_ms()));
+    let health = json!({
+        "status": if store.is_ok() { "ok" } else { "unavailable" },
+        "store": store.as_ref().map_or_else(|e| e.message.clone(), |_| "ok".to_string()),
+        "dataplane": if app.config.simulated_dataplane { "simulated" } else { "netns" },
+        "lifecycle": if app.control.paused() { "paused" } else { "running" },
+    });
+    (store.is_ok(), health)
+}
+
+/// Runs one operation.
+pub async fn run(app: &App, op: Operation, p: &Params) -> ApiResult<Body> {
+    match op {
+        Operation::Health => Ok(body(health(app).1)),
+        Operation::Version => {
+            Ok(body(json!({"Version": env!("CARGO_PKG_VERSION"), "ApiVersion": crate::api::API_VERSION})))
+        }
+        Operation::Coverage => Ok(coverage()),
+        Operation::Reset => reset(app, p).await,
+        Operation::AddFault => add_fault(app, p),
+        Operation::ListFaults => {
+            let account = optional_account(app, p)?;
+            Ok(body(json!({"Faults": app.control.faults.list(account.map(|a| a.0))})))
+        }
+        Operation::ClearFaults => {
+            let account = optional_account(app, p)?;
+            Ok(body(json!({"Cleared": app.control.faults.clear(account.map(|a| a.0))})))
+        }
+        Operation::TunnelStatus => force_tunnel(app, p).await,
+        Operation::Pause | Operation::Resume => {
+            app.control.paused.store(op == Operation::Pause, Ordering::Relaxed);
+            app.tasks_queued.notify_one();
+            tracing::info!(paused = op == Operation::Pause, "lifecycle transitions");
+            Ok(body(json!({"Paused": op == Operation::Pause})))
+        }
+        Operation::Complete => {
+            let account = optional_account(app, p)?;
+            let id = account.map(|a| a.0);
+            let n = app.store.write(move |tx| tx.expedite_tasks(id, now_ms())).await?;
+            app.tasks_queued.notify_one();
+            Ok(body(json!({"Expedited": n, "Paused": app.control.paused()})))
+        }
+    }
+}
+
+fn body(v: Value) -> Body {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Every action served, with the seed that documents it (from the action table itself).
+fn coverage() -> Body {
+    let actions: Vec<Value> =
+        crate::actions::COVERAGE.iter().map(|(action, seed)| json!({"Action": action, "Seed": seed})).collect();
+    body(json!({"TotalCount": actions.len(), "Actions": actions}))
+}
+
+/// `Account` (a name), if given: its id and name.
+fn optional_account(app: &App, p: &Params) -> ApiResult<Option<(i64, String)>> {
+    let Some(name) = p.str("Account") else { return Ok(None) };
+    let account = app.store.read(|tx| tx.account_by_name(&name))?;
+    let account = account
+        .ok_or_else(|| ApiError::not_found("Account.NotFound", format!("The account {name:?} does not exist.")))?;
+    Ok(Some((account.id, account.name)))
+}
+
+/// `Account`, the root account when not given.
+fn account(app: &App, p: &Params) -> ApiResult<(i64, String)> {
+    if p.get("Account").is_some() {
+        return optional_account(app, p).map(|a| a.expect("given"));
+    }
+    let p = Params::from_pairs([("Account", ROOT_ACCOUNT)]);
+    optional_account(app, &p).map(|a| a.expect("given"))
+}
+
+/// Drops every resource of one account (or of all) in one transaction, with their pending
+/// tasks, address leases and ClientToken answers, and the account's faults. The data plane
+/// is rid of the dropped gateways by a queued removal, as after DeleteVpnGateway.
+async fn reset(app: &App, p: &Params) -> ApiResult<Body> {
+    let account = optional_account(app, p)?;
+    let id = account.as_ref().map(|a| a.0);
+    let dropped = app
+        .store
+        .write(move |tx| {
+            let dropped = tx.drop_resources(id)?;
+            for r in &dropped {
+                tx.release_addresses(&r.id)?;
+                if r.kind == VpnGateway::KIND {
+                    tx.add_task(r.account_id, VpnGateway::KIND, &r.id, "delete", now_ms())?;
+                }
+            }
+            Ok(dropped)
+        })
+        .await?;
+    app.tasks_queued.notify_one();
+    app.control.faults.clear(id);
+    let mut by_kind = Map::new();
+    for r in &dropped {
+        let n = by_kind.entry(r.kind.clone()).or_insert(json!(0));
+        *n = json!(n.as_u64().unwrap_or(0) + 1);
+    }
+    let name = account.map(|a| a.1);
+    tracing::info!(account = name.as_deref().unwrap_or("*"), resources = dropped.len(), "reset");
+    Ok(body(json!({"Account": name, "Dropped": by_kind})))
+}
+
+fn add_fault(app: &App, p: &Params) -> ApiResult<Body> {
+    let (account_id, account) = account(app, p)?;
+    let action = p.required("TargetAction")?;
+    if !crate::actions::exists(&action) {
+        return Err(ApiError::invalid_parameter(
+            "TargetAction",
+            format!("{action} is not an action this server serves"),
+        ));
+    }
+    let code = p.str("Code");
+    if let Some(c) = &code {
+        if ApiError::documented(c).is_none() {
+            let known = ApiError::DOCUMENTED.join(", ");
+            return Err(ApiError::invalid_parameter("Code", format!("{c} cannot be injected; one of {known}")));
+        }
+    }
+    let latency_ms = p.parse::<u64>("LatencyMs")?.unwrap_or(0);
+    if latency_ms > MAX_LATENCY_MS {
+        return Err(ApiError::invalid_parameter("LatencyMs", format!("at most {MAX_LATENCY_MS}")));
+    }
+    if code.is_none() && latency_ms == 0 {
+        return Err(ApiError::invalid_parameter("Code", "give a Code, a LatencyMs, or both"));
+    }
+    let count = p.parse::<u32>("Count")?.unwrap_or(1);
+    if !(1..=MAX_COUNT).contains(&count) {
+        return Err(ApiError::invalid_parameter("Count", format!("from 1 to {MAX_COUNT}")));
+    }
+    let fault = app.control.faults.add(Fault {
+        id: 0,
+        account_id,
+        account,
+        action,
+        resource_id: p.str("ResourceId"),
+        code,
+        latency_ms,
+        remaining: count,
+    })?;
+    tracing::info!(fault = fault.id, account = fault.account, action = fault.action, "fault injected");
+    Ok(body(json!({"Fault": fault})))
+}
+
+/// Stores the forced status on the connection's tunnels (all, or `TunnelId`) and queues the
+/// task that hands it to the data plane.
+async fn force_tunnel(app: &App, p: &Params) -> ApiResult<Body> {
+    if !app.config.simulated_dataplane {
+        return Err(ApiError::bad_request(
+            "OperationUnsupported.DataPlane",
+            "Tunnel statuses can be forced only on the simulated data plane.",
+        ));
+    }
+    let (account_id, _) = account(app, p)?;
+    let id = p.required("VpnConnectionId")?;
+    let tunnel = p.str("TunnelId");
+    let status = p.enumeration("Status", ForcedStatus::NAMES)?.ok_or_else(|| ApiError::missing_parameter("Status"))?;
+    let forced = ForcedStatus::from_wire(status).unwrap_or_default().tunnel_status();
+    let conn = app.store.write(move |tx| set_forced(tx, account_id, &id, tunnel.as_deref(), forced)).await?;
+    app.tasks_queued.notify_one();
+    tracing::info!(connection = conn.id, status, "tunnel status forced");
+    let tunnels: Vec<Value> =
+        conn.tunnels.iter().map(|t| json!({"TunnelId": t.id, "Forced": t.forced.map(|s| s.wire())})).collect();
+    Ok(body(json!({"VpnConnectionId": conn.id, "Tunnels": tunnels})))
+}
+
+fn set_forced(
+    tx: &mut dyn Tx,
+    account_id: i64,
+    id: &str,
+    tunnel: Option<&str>,
+    forced: Option<TunnelStatus>,
+) -> ApiResult<VpnConnection> {
+    let mut conn = tx.get_as::<VpnConnection>(account_id, id)?.ok_or_else(vpn_connections::not_found)?;
+    let mut matched = false;
+    for t in conn.tunnels.iter_mut().filter(|t| tunnel.is_none_or(|id| t.id == id)) {
+        t.forced = forced;
+        matched = true;
+    }
+    if !matched {
+        return Err(ApiError::not_found("InvalidTunnelId.NotFound", "The specified tunnel does not exist."));
+    }
+    tx.update_as(&conn)?;
+    tx.add_task(account_id, VpnConnection::KIND, &conn.id, RESYNC_TASK, now_ms())?;
+    Ok(conn)
+}
