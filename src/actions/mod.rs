@@ -1,7 +1,13 @@
 //! The API's actions, one function each, grouped by resource family. An action decodes its
 //! parameters with `Params`' typed getters (which carry the wire names and the documented
 //! errors), applies the family's rules in one store transaction, and returns its answer's fields.
-//! Adding an action = one function + one line in the table below.
+//! Adding an action = one function + one line in the table below, under its dialect and version.
+//!
+//! Two dialects reach the same families: Alibaba's RPC API (`2016-04-28`) and Tencent's legacy
+//! API 2.0 (`v2`). A family that both reach splits each action in three (see `vpn_connections`):
+//! a typed input that each dialect decodes from its own parameters, one operation returning a
+//! typed output or the family's error enum, and a renderer per dialect (its answer's fields, its
+//! codes for each of the family's errors, mapped in one place).
 
 pub mod certificates;
 pub mod customer_gateways;
@@ -19,23 +25,49 @@ pub mod vpn_gateways;
 pub mod vpn_routes;
 
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::tencent::{self, TencentError};
 use crate::app::{Body, Ctx};
 
-macro_rules! actions {
-    ($($name:literal => $run:path),* $(,)?) => {
-        /// Every action this server answers.
-        pub const ALL: &[&str] = &[$($name),*];
+/// The API an action belongs to: how its requests are signed, named and answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Alibaba,
+    Tencent,
+}
 
+macro_rules! actions {
+    (
+        Alibaba $alibaba:literal { $($a:literal => $arun:path),* $(,)? }
+        Tencent $tencent:expr, { $($t:literal => $trun:path),* $(,)? }
+    ) => {
+        /// Every action this server answers: dialect, version, action.
+        pub const ALL: &[(Dialect, &str, &str)] =
+            &[$((Dialect::Alibaba, $alibaba, $a),)* $((Dialect::Tencent, $tencent, $t),)*];
+
+        /// Runs an action of the Alibaba dialect.
         pub async fn run(ctx: Ctx) -> ApiResult<Body> {
             match ctx.action.as_str() {
-                $($name => $run(ctx).await,)*
+                $($a => $arun(ctx).await,)*
                 other => Err(ApiError::not_found("InvalidAction.NotFound", format!("Specified api {other} is not found."))),
+            }
+        }
+
+        /// Runs an action of the Tencent dialect.
+        pub async fn run_tencent(ctx: Ctx) -> Result<Body, TencentError> {
+            match ctx.action.as_str() {
+                $($t => $trun(ctx).await,)*
+                other => Err(TencentError::new(
+                    tencent::Common::InvalidParameter,
+                    "InvalidAction",
+                    format!("The action {other} is not supported."),
+                )),
             }
         }
     };
 }
 
 actions! {
+    Alibaba "2016-04-28" {
     "DescribeRegions" => regions::describe_regions,
     "CreateVpnGateway" => vpn_gateways::create,
     "ModifyVpnGatewayAttribute" => vpn_gateways::modify,
@@ -82,10 +114,18 @@ actions! {
     "TagResources" => tags::tag_resources,
     "ListTagResources" => tags::list_tag_resources,
     "UnTagResources" => tags::untag_resources,
+    }
+    Tencent tencent::VERSION, {
+    }
 }
 
-pub fn exists(action: &str) -> bool {
-    ALL.contains(&action)
+pub fn exists(dialect: Dialect, version: &str, action: &str) -> bool {
+    ALL.contains(&(dialect, version, action))
+}
+
+/// Whether any action of `dialect` has `version`.
+pub fn has_version(dialect: Dialect, version: &str) -> bool {
+    ALL.iter().any(|(d, v, _)| *d == dialect && *v == version)
 }
 
 /// Rewrites the stored records of every kind a migration queued (`Tx::take_reindex`), so that
