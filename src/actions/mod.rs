@@ -20,6 +20,7 @@ pub mod ssl_vpn;
 pub mod tags;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod vpc_tasks;
 pub mod vpn_connections;
 pub mod vpn_gateways;
 pub mod vpn_routes;
@@ -79,12 +80,12 @@ actions! {
     "DescribeCustomerGateways" => customer_gateways::describe_many,
     "DescribeCustomerGateway" => customer_gateways::describe_one,
     "DeleteCustomerGateway" => customer_gateways::delete,
-    "CreateVpnConnection" => vpn_connections::create,
-    "ModifyVpnConnectionAttribute" => vpn_connections::modify,
-    "DescribeVpnConnections" => vpn_connections::describe_many,
-    "DescribeVpnConnection" => vpn_connections::describe_one,
-    "DownloadVpnConnectionConfig" => vpn_connections::download_config,
-    "DeleteVpnConnection" => vpn_connections::delete,
+    "CreateVpnConnection" => vpn_connections::alibaba::create,
+    "ModifyVpnConnectionAttribute" => vpn_connections::alibaba::modify,
+    "DescribeVpnConnections" => vpn_connections::alibaba::describe_many,
+    "DescribeVpnConnection" => vpn_connections::alibaba::describe_one,
+    "DownloadVpnConnectionConfig" => vpn_connections::alibaba::download_config,
+    "DeleteVpnConnection" => vpn_connections::alibaba::delete,
     "CreateVpnRouteEntry" => vpn_routes::create,
     "CreateVpnPbrRouteEntry" => vpn_routes::create_pbr,
     "PublishVpnRouteEntry" => vpn_routes::publish,
@@ -116,6 +117,8 @@ actions! {
     "UnTagResources" => tags::untag_resources,
     }
     Tencent tencent::VERSION, {
+    "AddVpnConnEx" => vpn_connections::tencent::add_vpn_conn_ex,
+    "DescribeVpcTaskResult" => vpc_tasks::describe_result,
     }
 }
 

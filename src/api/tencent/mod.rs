@@ -25,6 +25,7 @@ use super::error::ApiError;
 use super::params::Params;
 use crate::actions::{self, Dialect};
 use crate::app::{App, Body, Ctx};
+use crate::config::Region;
 
 /// The version the action table lists this dialect's actions under (the path's `v2`).
 pub const VERSION: &str = "v2";
@@ -211,6 +212,15 @@ async fn serve(
     app.limiter.check(account_id)?;
     let params = Params::from_pairs(request.params.into_iter().map(|(k, v)| (k.replace('_', "."), v)));
     actions::run_tencent(Ctx { app, account_id, action, request_id, params }).await
+}
+
+/// The common `Region` parameter: a served region, by its id (`cn-hangzhou`), so that both
+/// dialects name the same regions.
+pub fn region(ctx: &Ctx) -> Result<Region, TencentError> {
+    let id = ctx.params.str("Region").ok_or_else(|| TencentError::missing_parameter("Region"))?;
+    ctx.app.config.region(&id).cloned().ok_or_else(|| {
+        TencentError::new(Common::InvalidParameter, "InvalidRegion", format!("The region {id:?} is not served."))
+    })
 }
 
 fn envelope(body: Value) -> Response {
