@@ -12,7 +12,7 @@ use serde_json::json;
 use super::vpn_connections::VpnConnection;
 use super::vpn_gateways::{GatewayStatus, VpnGateway};
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::tencent::{Common, TencentError};
+use crate::api::tencent::{self, Common, TencentError};
 use crate::app::{Body, Ctx};
 use crate::store::{now_ms, ListQuery, Resource, Tx, TxExt};
 
@@ -72,9 +72,9 @@ pub fn record(tx: &mut dyn Tx, gw: &VpnGateway, resource_id: &str) -> ApiResult<
     Ok(number)
 }
 
-/// How the caller's task `number` stands.
-pub fn status(tx: &dyn Tx, account_id: i64, number: u64) -> Result<TaskStatus, TaskError> {
-    let task = tx.get_as::<VpcTask>(account_id, &number.to_string())?.ok_or(TaskError::NotFound)?;
+/// How the caller's task `number` in `region` stands.
+pub fn status(tx: &dyn Tx, account_id: i64, region: &str, number: u64) -> Result<TaskStatus, TaskError> {
+    let task = tx.get_in::<VpcTask>(account_id, region, &number.to_string())?.ok_or(TaskError::NotFound)?;
     let gw = tx.get_as::<VpnGateway>(account_id, &task.vpn_gateway_id)?;
     if gw.is_some_and(|g| g.status == GatewayStatus::Updating && g.generation == task.generation) {
         return Ok(TaskStatus::Running);
@@ -88,12 +88,14 @@ pub fn status(tx: &dyn Tx, account_id: i64, number: u64) -> Result<TaskStatus, T
 
 /// `taskId` → `data.status`: 0 succeeded, 1 failed, 2 running.
 pub async fn describe_result(ctx: Ctx) -> Result<Body, TencentError> {
+    let region = tencent::region(&ctx)?;
     let raw = ctx.params.str("taskId").ok_or_else(|| TencentError::missing_parameter("taskId"))?;
     let number = raw
         .trim()
         .parse::<u64>()
         .map_err(|_| TencentError::invalid_parameter("taskId", format!("{raw:?} is not a task number")))?;
-    let status = ctx.store().read(|tx| Ok(status(tx, ctx.account_id, number))).map_err(TencentError::from)?;
+    let status =
+        ctx.store().read(|tx| Ok(status(tx, ctx.account_id, &region.id, number))).map_err(TencentError::from)?;
     let code = match status {
         Ok(TaskStatus::Succeeded) => 0,
         Ok(TaskStatus::Failed) => 1,
@@ -141,10 +143,12 @@ mod tests {
         let other_account = VpnGateway { account_id: gw.account_id + 1, ..gw.clone() };
         assert_eq!(store.write(move |tx| record(tx, &other_account, "vco-x")).await.unwrap(), 1);
 
-        let read = |n: u64, account: i64| store.read(|tx| Ok(status(tx, account, n))).unwrap();
+        let read = |n: u64, account: i64| store.read(|tx| Ok(status(tx, account, &gw.region_id, n))).unwrap();
         assert_eq!(read(first, gw.account_id), Ok(TaskStatus::Running));
         assert_eq!(read(3, gw.account_id), Err(TaskError::NotFound));
         assert_eq!(read(2, gw.account_id + 2), Err(TaskError::NotFound));
+        let elsewhere = store.read(|tx| Ok(status(tx, gw.account_id, "cn-beijing", first))).unwrap();
+        assert_eq!(elsewhere, Err(TaskError::NotFound));
 
         gw.status = GatewayStatus::Active;
         set_gateway(&store, &gw).await;

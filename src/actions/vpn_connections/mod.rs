@@ -288,21 +288,33 @@ fn connection(tx: &dyn Tx, account_id: i64, region: &str, id: &str) -> Connectio
     tx.get_in::<VpnConnection>(account_id, region, id)?.ok_or(ConnectionError::ConnectionNotFound)
 }
 
-/// The gateway must be in `vpc_id`; a VPC that holds none of the account's gateways in the region
-/// is not found.
-fn check_vpc(tx: &dyn Tx, gw: &VpnGateway, vpc_id: &str) -> ConnectionResult<()> {
-    if gw.vpc_id == vpc_id {
-        return Ok(());
+/// The caller's gateway `id` in `region`, looked for in `vpc_id` when the dialect names one: a
+/// VPC that holds none of the account's gateways there is not found, nor is a gateway of another.
+fn gateway_in(
+    tx: &dyn Tx,
+    account_id: i64,
+    region: &str,
+    vpc_id: Option<&str>,
+    id: &str,
+) -> ConnectionResult<VpnGateway> {
+    if let Some(vpc) = vpc_id {
+        let q = ListQuery {
+            kind: VpnGateway::KIND,
+            account_id,
+            region_id: Some(region.to_string()),
+            parent_id: Some(vpc.to_string()),
+            limit: Some(1),
+            ..Default::default()
+        };
+        if tx.count(&q)? == 0 {
+            return Err(ConnectionError::VpcNotFound);
+        }
     }
-    let q = ListQuery {
-        kind: VpnGateway::KIND,
-        account_id: gw.account_id,
-        region_id: Some(gw.region_id.clone()),
-        parent_id: Some(vpc_id.to_string()),
-        limit: Some(1),
-        ..Default::default()
-    };
-    Err(if tx.count(&q)? == 0 { ConnectionError::VpcNotFound } else { ConnectionError::GatewayNotFound })
+    let gw = tx.get_in::<VpnGateway>(account_id, region, id)?.ok_or(ConnectionError::GatewayNotFound)?;
+    if vpc_id.is_some_and(|vpc| vpc != gw.vpc_id) {
+        return Err(ConnectionError::GatewayNotFound);
+    }
+    Ok(gw)
 }
 
 /// The phase-1/phase-2 configuration of a new single tunnel.
@@ -329,11 +341,7 @@ fn negotiated(n: &Negotiation, d: &Defaults) -> ApiResult<(IkeConfig, IpsecConfi
 pub fn create(tx: &mut dyn Tx, app: &App, account_id: i64, new: &NewConnection) -> ConnectionResult<Created> {
     let (key, quotas, f) = (&app.master_key, &app.config.quotas, &new.fields);
     let region = &new.region;
-    let mut gw =
-        tx.get_in::<VpnGateway>(account_id, region, &new.vpn_gateway_id)?.ok_or(ConnectionError::GatewayNotFound)?;
-    if let Some(vpc) = &new.vpc_id {
-        check_vpc(tx, &gw, vpc)?;
-    }
+    let mut gw = gateway_in(tx, account_id, region, new.vpc_id.as_deref(), &new.vpn_gateway_id)?;
     if gw.status != GatewayStatus::Active {
         return Err(ConnectionError::GatewayConfiguring);
     }
