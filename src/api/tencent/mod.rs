@@ -228,3 +228,36 @@ fn envelope(body: Value) -> Response {
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=utf-8"));
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_services_own_errors_keep_their_code_under_a_common_one() {
+        let kind = |status, code: &str| TencentError::from(ApiError::new(status, code, "m"));
+        assert_eq!(kind(400, "VpnGateway.Configuring").common, Common::InvalidParameter);
+        assert_eq!(kind(400, "VpnGateway.Configuring").desc, "VpnGateway.Configuring");
+        assert_eq!(kind(400, "Throttling.User").common, Common::QuotaExceeded);
+        assert_eq!(kind(404, "InvalidVpnConnectionInstanceId.NotFound").common, Common::ResourceNotFound);
+        assert_eq!(kind(413, "RequestEntityTooLarge").common, Common::InvalidParameter);
+        assert_eq!(kind(500, "InternalError").common, Common::InternalError);
+        assert_eq!(kind(500, "InternalError").code(), 6000);
+    }
+
+    #[test]
+    fn a_post_drops_at_values_and_the_host_is_taken_verbatim() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8443"));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        let uri: Uri = "/v2/index.php?Action=A&f=%40q".parse().unwrap();
+        let body = Bytes::from_static(b"b_c=1&file=%40%2Fetc%2Fpasswd&Action=B");
+        let post = Request::of(&Method::POST, &uri, &headers, &body);
+        assert_eq!(post.host, "127.0.0.1:8443");
+        assert_eq!(post.value("Action"), Some("B"), "the body wins");
+        assert_eq!((post.value("file"), post.value("f")), (None, None));
+        assert_eq!(post.value("b_c"), Some("1"));
+        let get = Request::of(&Method::GET, &uri, &HeaderMap::new(), &Bytes::new());
+        assert_eq!((get.value("f"), get.host.as_str()), (Some("@q"), ""));
+    }
+}
