@@ -40,6 +40,8 @@ from support import (
 
 VCO_ID_RE = re.compile(r"^vco-[a-z0-9]{21}$")
 QUOTA = 3
+MAX_BODY = 20000
+PSK = "dgd+gd 33"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,8 @@ def tc_server(tmp_path_factory):
     # A 1 s transition: long enough to see a task running and the gateway `updating`.
     srv = GatehouseServer(tmp_path_factory.mktemp("gh-tencent") / "data",
                           ["--transition-delay-ms", "1000", "--tls-listen", "127.0.0.1:0",
-                           "--quota-vpn-connections", str(QUOTA)], name="tencent")
+                           "--quota-vpn-connections", str(QUOTA), "--max-body-bytes", str(MAX_BODY)],
+                          name="tencent")
     srv.start()
     yield srv
     srv.stop()
@@ -117,7 +120,7 @@ def gateway_and_peer(ali) -> tuple[dict, str, str]:
 
 
 def add_params(gw: dict, cgw: str, **extra) -> dict:
-    params = {"vpcId": gw["VpcId"], "vpnGwId": gw["VpnGatewayId"], "userGwId": cgw, "preSharedKey": "dgd+gd 33"}
+    params = {"vpcId": gw["VpcId"], "vpnGwId": gw["VpnGatewayId"], "userGwId": cgw, "preSharedKey": PSK}
     params.update(extra)
     return params
 
@@ -161,7 +164,7 @@ def test_add_vpn_conn_ex_with_user_gw_cidr_blocks(tc_server, trusted_cert, root,
     assert VCO_ID_RE.match(data["vpnConnId"]), data
     assert isinstance(data["taskId"], int) and data["taskId"] > 0, data
     assert (data["vpnGwId"], data["userGwId"], data["vpnConnStatus"]) == (gw["VpnGatewayId"], cgw, 0), data
-    assert data["preSharedKey"] == "dgd+gd 33", data
+    assert data["preSharedKey"] == PSK, data
     assert data["userGwSubnetList"] == ["10.56.20.0/24", "10.56.21.0/24"], data
 
     # The gateway applies the change: updating, the task running, then both done.
@@ -177,7 +180,7 @@ def test_add_vpn_conn_ex_with_user_gw_cidr_blocks(tc_server, trusted_cert, root,
     ike, ipsec = conn["IkeConfig"], conn["IpsecConfig"]
     assert ike == {"IkeVersion": "ikev1", "IkeMode": "aggressive", "IkeEncAlg": "aes256", "IkeAuthAlg": "sha1",
                    "IkePfs": "group14", "IkeLifetime": 604800, "LocalId": gw["InternetIp"], "RemoteId": cgw_ip,
-                   "Psk": "dgd+gd 33"}, ike
+                   "Psk": PSK}, ike
     assert ipsec == {"IpsecEncAlg": "aes", "IpsecAuthAlg": "sha1", "IpsecPfs": "group5", "IpsecLifetime": 7200}, ipsec
     listed = items(ali.call("DescribeVpnConnections", {"VpnGatewayId": gw["VpnGatewayId"]}),
                    "VpnConnections", "VpnConnection")
@@ -197,7 +200,7 @@ def test_add_vpn_conn_ex_with_spd_acl_and_the_documented_defaults(tc_server, tru
     assert (conn["LocalSubnet"], conn["RemoteSubnet"], conn["Name"]) == ("10.0.0.0/24,10.1.0.0/24", "172.123.0.0/16", "")
     assert conn["IkeConfig"] == {"IkeVersion": "ikev1", "IkeMode": "main", "IkeEncAlg": "3des", "IkeAuthAlg": "md5",
                                  "IkePfs": "group2", "IkeLifetime": 86400, "LocalId": gw["InternetIp"],
-                                 "RemoteId": cgw_ip, "Psk": "dgd+gd 33"}, conn["IkeConfig"]
+                                 "RemoteId": cgw_ip, "Psk": PSK}, conn["IkeConfig"]
     assert conn["IpsecConfig"] == {"IpsecEncAlg": "3des", "IpsecAuthAlg": "md5", "IpsecPfs": "disabled",
                                    "IpsecLifetime": 3600}, conn["IpsecConfig"]
 
@@ -247,6 +250,37 @@ def test_each_documented_error_changes_nothing(tc_server, trusted_cert, root, al
                     4400, "VpnConnLimitExceeded")
     assert len(items(ali.call("DescribeVpnConnections", {"VpnGatewayId": gw["VpnGatewayId"]}),
                      "VpnConnections", "VpnConnection")) == QUOTA
+
+
+def test_a_gateway_applying_a_change_takes_no_other(tc_server, trusted_cert, root, ali):
+    tc = Tencent(tc_server, root, tls=True)
+    gw, cgw, _ = gateway_and_peer(ali)
+    first = tc.call("AddVpnConnEx", add_params(gw, cgw, userGwCidrBlock=["10.4.0.0/24"]))
+    assert first["code"] == 0, first
+    busy = tc.call("AddVpnConnEx", add_params(gw, cgw, userGwCidrBlock=["10.4.1.0/24"]))
+    expect_tc_error(busy, 4000, "VpnGw.Configuring")
+    settle(tc, ali, gw["VpnGatewayId"], first["data"]["taskId"])
+    assert len(items(ali.call("DescribeVpnConnections", {"VpnGatewayId": gw["VpnGatewayId"]}),
+                     "VpnConnections", "VpnConnection")) == 1
+
+
+def test_the_wire_itself_answers_in_the_envelope(tc_server):
+    """Other methods, a body over the limit: still HTTP 200 and the envelope, never a bare error."""
+    conn = http.client.HTTPConnection("127.0.0.1", tc_server.port, timeout=10)
+    try:
+        conn.request("PUT", "/v2/index.php?Action=AddVpnConnEx")
+        r = conn.getresponse()
+        body = json.loads(r.read())
+        assert r.status == 200, r.status
+        expect_tc_error(body, 4000, "UnsupportedOperation")
+        conn.request("POST", "/v2/index.php", body=b"a=" + b"x" * MAX_BODY,
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = conn.getresponse()
+        body = json.loads(r.read())
+        assert (r.status, r.getheader("Connection")) == (200, "close"), r.getheaders()
+        expect_tc_error(body, 4000, "RequestEntityTooLarge")
+    finally:
+        conn.close()
 
 
 def test_parameter_errors(tc_server, trusted_cert, root, ali):
@@ -335,3 +369,16 @@ def test_accounts_see_only_their_own(tc_server, trusted_cert, root, ali):
     body = other.call("AddVpnConnEx", add_params(own, own_cgw, userGwCidrBlock=["10.5.3.0/24"]))
     assert body["code"] == 0 and body["data"]["taskId"] == 1, body
     settle(mine, ali, gw["VpnGatewayId"], task)
+
+
+def test_no_secret_reaches_the_log(tc_server, trusted_cert, root, ali):
+    """The log names actions and codes, never a key or a PSK (whatever ran before in this module)."""
+    gw, cgw, _ = gateway_and_peer(ali)
+    tc = Tencent(tc_server, root, tls=True)
+    assert tc.call("AddVpnConnEx", add_params(gw, cgw, userGwCidrBlock=["10.3.0.0/24"]))["code"] == 0
+    expect_tc_error(tc.call("AddVpnConnEx", add_params(gw, cgw, vpcId="vpc-none", userGwCidrBlock=["10.3.1.0/24"])),
+                    5000, "InvalidVpc.NotFound")
+    log = tc_server.log_path.read_text()
+    assert "AddVpnConnEx" in log and "InvalidVpc.NotFound" in log, log[-2000:]
+    for secret in (PSK, root.secret, "dgd%2Bgd"):
+        assert secret not in log, secret
