@@ -164,7 +164,7 @@ impl From<ApiError> for ConnectionError {
 pub type ConnectionResult<T> = Result<T, ConnectionError>;
 
 /// The phase-1 and phase-2 settings of a single-tunnel connection, as a dialect hands them over.
-#[derive(Debug)]
+/// (No `Debug`: the text holds the PSK in clear.)
 pub enum Negotiation {
     /// JSON text (`IkeConfig`, `IpsecConfig`), read against the gateway: the defaults and the
     /// algorithms allowed depend on it (national-standard or not) and on the peer's address.
@@ -175,8 +175,7 @@ pub enum Negotiation {
 }
 
 /// A connection's own settings as a create or modify request gives them (absent: the default on
-/// create, unchanged on modify).
-#[derive(Debug)]
+/// create, unchanged on modify). No `Debug`, for the PSK's sake.
 pub struct ConnectionFields {
     pub name: Option<String>,
     /// Validated, normalized (`10.0.0.0/24,10.1.0.0/24`).
@@ -220,7 +219,6 @@ impl ConnectionFields {
 }
 
 /// A new connection, as either dialect asks for it.
-#[derive(Debug)]
 pub struct NewConnection {
     pub region: String,
     pub vpn_gateway_id: String,
