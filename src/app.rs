@@ -95,6 +95,32 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// Runs `f` as one durable write whose error is a family's own (typed) error: the error rolls
+    /// the write back and comes out as it went in; a failure of the store itself comes out
+    /// through `E::from`. No ClientToken (the dialects that use this have none).
+    pub async fn write_typed<T, E>(&self, f: impl FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<ApiError> + Send + 'static,
+    {
+        let failure = Arc::new(Mutex::new(None));
+        let slot = failure.clone();
+        let written = self
+            .store()
+            .write(move |tx| {
+                f(tx).map_err(|e| {
+                    *slot.lock().expect("failure slot") = Some(e);
+                    // Only rolls back: the typed error is what the caller gets.
+                    ApiError::new(500, "InternalError", "rolled back")
+                })
+            })
+            .await;
+        self.app.tasks_queued.notify_one();
+        written.map_err(|e| failure.lock().expect("failure slot").take().unwrap_or_else(|| E::from(e)))
+    }
+}
+
 /// Per-account token buckets: `rate` requests per second with a burst of one second's worth.
 pub struct RateLimiter {
     rate: u32,

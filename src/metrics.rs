@@ -110,7 +110,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 /// One API request: `action` is one the server serves, or `unknown` (so that made-up names
 /// cannot grow the series without bound).
 pub fn request(action: &str, code: &str, latency: Duration) {
-    let action = if crate::actions::exists(action) { action } else { "unknown" };
+    let action = if crate::actions::named(action) { action } else { "unknown" };
     let m = &*METRICS;
     m.requests.get_or_create(&RequestLabels { action: action.into(), code: code.into() }).inc();
     m.request_seconds.get_or_create(&ActionLabel { action: action.into() }).observe(latency.as_secs_f64());

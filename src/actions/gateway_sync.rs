@@ -63,6 +63,7 @@ pub fn plan(tx: &dyn Tx, key: &MasterKey, gw: &VpnGateway, complete: bool) -> Ap
                 psk: s.ike.psk.open(key)?,
                 esp: s.ipsec.proposal(),
                 ipsec_lifetime_s: s.ipsec.ipsec_lifetime,
+                ipsec_lifetime_kb: s.ipsec.ipsec_lifetime_kb,
                 dpd: s.enable_dpd,
                 nat_traversal: s.enable_nat_traversal,
                 bgp: match s.bgp.enable_bgp {

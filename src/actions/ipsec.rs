@@ -43,6 +43,9 @@ pub struct IpsecConfig {
     pub ipsec_auth_alg: String,
     pub ipsec_pfs: String,
     pub ipsec_lifetime: u32,
+    /// The SA's volume limit in KB (Tencent's `ipsecSaLifetimeTraffic`); 0: none.
+    #[serde(default)]
+    pub ipsec_lifetime_kb: u32,
 }
 
 /// BGP over the tunnel. Empty strings mean "not set". The peer's address is derived: it is the
@@ -474,6 +477,7 @@ pub fn server_defaults(d: &Defaults, psk: &Secret) -> (IkeConfig, IpsecConfig) {
         ipsec_auth_alg: "sha1".into(),
         ipsec_pfs: "group2".into(),
         ipsec_lifetime: MAX_LIFETIME,
+        ipsec_lifetime_kb: 0,
     };
     (ike, ipsec)
 }
@@ -512,6 +516,7 @@ impl IpsecConfig {
             ipsec_auth_alg: auth.into(),
             ipsec_pfs: "group2".into(),
             ipsec_lifetime: MAX_LIFETIME,
+            ipsec_lifetime_kb: 0,
         }
     }
 
@@ -539,6 +544,7 @@ impl IpsecConfig {
             ipsec_auth_alg: pick(auth, &self.ipsec_auth_alg),
             ipsec_pfs: pick(pfs, &self.ipsec_pfs),
             ipsec_lifetime: o.int("IpsecLifetime", 0..=MAX_LIFETIME)?.unwrap_or(self.ipsec_lifetime),
+            ipsec_lifetime_kb: self.ipsec_lifetime_kb,
         })
     }
 
@@ -1189,7 +1195,8 @@ mod tests {
                 ipsec_enc_alg: "aes".into(),
                 ipsec_auth_alg: "md5".into(),
                 ipsec_pfs: "group2".into(),
-                ipsec_lifetime: 86400
+                ipsec_lifetime: 86400,
+                ipsec_lifetime_kb: 0,
             }
         );
         let text =

@@ -1,7 +1,14 @@
 //! The API's actions, one function each, grouped by resource family. An action decodes its
 //! parameters with `Params`' typed getters (which carry the wire names and the documented
 //! errors), applies the family's rules in one store transaction, and returns its answer's fields.
-//! Adding an action = one function + one line in the table below (with the seed that documents it).
+//! Adding an action = one function + one line in the table below, under its dialect and version,
+//! with the seed that documents it.
+//!
+//! Two dialects reach the same families: Alibaba's RPC API (`2016-04-28`) and Tencent's legacy
+//! API 2.0 (`v2`). A family that both reach splits each action in three (see `vpn_connections`):
+//! a typed input that each dialect decodes from its own parameters, one operation returning a
+//! typed output or the family's error enum, and a renderer per dialect (its answer's fields, its
+//! codes for each of the family's errors, mapped in one place).
 
 pub mod certificates;
 pub mod customer_gateways;
@@ -14,31 +21,62 @@ pub mod ssl_vpn;
 pub mod tags;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod vpc_tasks;
 pub mod vpn_connections;
 pub mod vpn_gateways;
 pub mod vpn_routes;
 
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::tencent::{self, TencentError};
 use crate::app::{Body, Ctx};
 
+/// The version of Alibaba's VPC API this server speaks.
+pub const ALIBABA_VERSION: &str = "2016-04-28";
+
+/// The API an action belongs to: how its requests are signed, named and answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Alibaba,
+    Tencent,
+}
+
 macro_rules! actions {
-    ($($name:literal => $run:path, $seed:literal),* $(,)?) => {
-        /// Every action this server answers.
-        pub const ALL: &[&str] = &[$($name),*];
+    (
+        Alibaba $alibaba:expr, { $($a:literal => $arun:path, $aseed:literal),* $(,)? }
+        Tencent $tencent:expr, { $($t:literal => $trun:path, $tseed:literal),* $(,)? }
+    ) => {
+        /// Every action this server answers: dialect, version, action.
+        pub const ALL: &[(Dialect, &str, &str)] =
+            &[$((Dialect::Alibaba, $alibaba, $a),)* $((Dialect::Tencent, $tencent, $t),)*];
         /// Every action with the seed document (and its lines) that documents it: the coverage
         /// table the control API serves.
-        pub const COVERAGE: &[(&str, &str)] = &[$(($name, $seed)),*];
+        pub const COVERAGE: &[(Dialect, &str, &str)] =
+            &[$((Dialect::Alibaba, $a, $aseed),)* $((Dialect::Tencent, $t, $tseed),)*];
 
+        /// Runs an action of the Alibaba dialect.
         pub async fn run(ctx: Ctx) -> ApiResult<Body> {
             match ctx.action.as_str() {
-                $($name => $run(ctx).await,)*
+                $($a => $arun(ctx).await,)*
                 other => Err(ApiError::not_found("InvalidAction.NotFound", format!("Specified api {other} is not found."))),
+            }
+        }
+
+        /// Runs an action of the Tencent dialect.
+        pub async fn run_tencent(ctx: Ctx) -> Result<Body, TencentError> {
+            match ctx.action.as_str() {
+                $($t => $trun(ctx).await,)*
+                other => Err(TencentError::new(
+                    tencent::Common::InvalidParameter,
+                    "InvalidAction",
+                    format!("The action {other} is not supported."),
+                )),
             }
         }
     };
 }
 
 actions! {
+    Alibaba ALIBABA_VERSION, {
     "DescribeRegions" => regions::describe_regions, "none: the seeds only refer to it (004_0ebe6af7f32410f5.txt line 417); the common Alibaba Cloud action",
     "CreateVpnGateway" => vpn_gateways::create, "004_0ebe6af7f32410f5.txt lines 398-594",
     "ModifyVpnGatewayAttribute" => vpn_gateways::modify, "004_0ebe6af7f32410f5.txt lines 596-858",
@@ -50,12 +88,12 @@ actions! {
     "DescribeCustomerGateways" => customer_gateways::describe_many, "004_0ebe6af7f32410f5.txt lines 3107-3277",
     "DescribeCustomerGateway" => customer_gateways::describe_one, "004_0ebe6af7f32410f5.txt lines 3279-3431",
     "DeleteCustomerGateway" => customer_gateways::delete, "004_0ebe6af7f32410f5.txt lines 3433-3548",
-    "CreateVpnConnection" => vpn_connections::create, "004_0ebe6af7f32410f5.txt lines 5310-5807 (section 7.1); 000_a8dfb6f03ef4b31c.txt (newest: dual-tunnel); 002_cb2d1d2936541a36.txt",
-    "ModifyVpnConnectionAttribute" => vpn_connections::modify, "004_0ebe6af7f32410f5.txt lines 5808-6513 (section 7.2)",
-    "DescribeVpnConnections" => vpn_connections::describe_many, "004_0ebe6af7f32410f5.txt lines 6514-6953 (section 7.3)",
-    "DescribeVpnConnection" => vpn_connections::describe_one, "004_0ebe6af7f32410f5.txt lines 6954-7364 (section 7.4); 003_a1089f79b9878aa4.txt",
-    "DownloadVpnConnectionConfig" => vpn_connections::download_config, "004_0ebe6af7f32410f5.txt lines 7365-7565 (section 7.5)",
-    "DeleteVpnConnection" => vpn_connections::delete, "004_0ebe6af7f32410f5.txt lines 7566-7694 (section 7.6)",
+    "CreateVpnConnection" => vpn_connections::alibaba::create, "004_0ebe6af7f32410f5.txt lines 5310-5807 (section 7.1); 000_a8dfb6f03ef4b31c.txt (newest: dual-tunnel); 002_cb2d1d2936541a36.txt",
+    "ModifyVpnConnectionAttribute" => vpn_connections::alibaba::modify, "004_0ebe6af7f32410f5.txt lines 5808-6513 (section 7.2)",
+    "DescribeVpnConnections" => vpn_connections::alibaba::describe_many, "004_0ebe6af7f32410f5.txt lines 6514-6953 (section 7.3)",
+    "DescribeVpnConnection" => vpn_connections::alibaba::describe_one, "004_0ebe6af7f32410f5.txt lines 6954-7364 (section 7.4); 003_a1089f79b9878aa4.txt",
+    "DownloadVpnConnectionConfig" => vpn_connections::alibaba::download_config, "004_0ebe6af7f32410f5.txt lines 7365-7565 (section 7.5)",
+    "DeleteVpnConnection" => vpn_connections::alibaba::delete, "004_0ebe6af7f32410f5.txt lines 7566-7694 (section 7.6)",
     "CreateVpnRouteEntry" => vpn_routes::create, "004_0ebe6af7f32410f5.txt lines 3549-3799 (section 6.1)",
     "CreateVpnPbrRouteEntry" => vpn_routes::create_pbr, "004_0ebe6af7f32410f5.txt lines 3800-4053 (section 6.2)",
     "PublishVpnRouteEntry" => vpn_routes::publish, "004_0ebe6af7f32410f5.txt lines 4054-4250 (section 6.3)",
@@ -85,10 +123,25 @@ actions! {
     "TagResources" => tags::tag_resources, "004_0ebe6af7f32410f5.txt lines 1706-1844",
     "ListTagResources" => tags::list_tag_resources, "004_0ebe6af7f32410f5.txt lines 1846-2046",
     "UnTagResources" => tags::untag_resources, "004_0ebe6af7f32410f5.txt lines 2048-2143",
+    }
+    Tencent tencent::VERSION, {
+    "AddVpnConnEx" => vpn_connections::tencent::add_vpn_conn_ex, "001_151d47202a51cbfe.txt (the whole seed)",
+    "DescribeVpcTaskResult" => vpc_tasks::describe_result, "none: 001_151d47202a51cbfe.txt line 54 refers to it (query a task's result by taskId)",
+    }
 }
 
-pub fn exists(action: &str) -> bool {
-    ALL.contains(&action)
+pub fn exists(dialect: Dialect, version: &str, action: &str) -> bool {
+    ALL.contains(&(dialect, version, action))
+}
+
+/// Whether some dialect has an action of this name.
+pub fn named(action: &str) -> bool {
+    ALL.iter().any(|(_, _, a)| *a == action)
+}
+
+/// Whether any action of `dialect` has `version`.
+pub fn has_version(dialect: Dialect, version: &str) -> bool {
+    ALL.iter().any(|(d, v, _)| *d == dialect && *v == version)
 }
 
 /// Rewrites the stored records of every kind a migration queued (`Tx::take_reindex`), so that

@@ -407,15 +407,11 @@ fn acs3_signature(string_to_sign: &str, secret: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::{HeaderName, HeaderValue};
-    use std::path::{Path, PathBuf};
+    use axum::http::HeaderValue;
 
-    /// Signed requests captured from the official SDKs (copied from the spec's captures, so the
-    /// suite needs nothing outside the repository).
-    const CAPTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/captures");
+    use crate::api::test_captures::{capture_files, load_capture, CAPTURE_AK, CAPTURE_SECRET};
+
     const CAPTURE_DIRS: [&str; 5] = ["py_classic", "py_tea", "py_tea_v2", "node_popcore", "node_tea"];
-    const CAPTURE_AK: &str = "LTAI5tCaptureTestKey";
-    const CAPTURE_SECRET: &str = "CaptureSecret~0123456789abcdef";
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -819,68 +815,9 @@ mod tests {
 
     // ----- captures -----
 
-    struct Capture {
-        name: String,
-        method: String,
-        query: Vec<(String, String)>,
-        body_params: Vec<(String, String)>,
-        headers: HeaderMap,
-        body: Vec<u8>,
-        sig: serde_json::Value,
-    }
-
-    fn load_capture(path: &Path) -> Capture {
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let req = &v["request"];
-        let method = req["method"].as_str().expect("request.method").to_owned();
-        let target = req["target"].as_str().expect("request.target");
-        let query = match target.split_once('?') {
-            Some((_, q)) => decode_form(q.as_bytes()),
-            None => Vec::new(),
-        };
-        let mut headers = HeaderMap::new();
-        for pair in req["headers"].as_array().expect("request.headers") {
-            let name = pair[0].as_str().unwrap();
-            let value = pair[1].as_str().unwrap();
-            headers.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
-        }
-        let body = req["body"].as_str().unwrap_or("").as_bytes().to_vec();
-        let is_form = headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
-        let body_params = if is_form { decode_form(&body) } else { Vec::new() };
-        Capture {
-            name: path.file_name().unwrap().to_string_lossy().into_owned(),
-            method,
-            query,
-            body_params,
-            headers,
-            body,
-            sig: v["signature"].clone(),
-        }
-    }
-
-    fn capture_files() -> Vec<PathBuf> {
-        let root = Path::new(CAPTURES);
-        let mut files = Vec::new();
-        for dir in CAPTURE_DIRS {
-            let d = root.join(dir);
-            let entries =
-                std::fs::read_dir(&d).unwrap_or_else(|e| panic!("capture dir {} unreadable: {e}", d.display()));
-            let mut here: Vec<PathBuf> =
-                entries.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
-            assert!(!here.is_empty(), "no captures in {}", d.display());
-            here.sort();
-            files.extend(here);
-        }
-        files
-    }
-
     #[test]
     fn all_captures_verify() {
-        let files = capture_files();
+        let files = capture_files(&CAPTURE_DIRS);
         assert!(files.len() >= 70, "expected the full capture set, found {}", files.len());
         let (mut good, mut bad, mut rpc, mut acs3) = (0, 0, 0, 0);
         for path in &files {

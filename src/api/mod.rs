@@ -10,6 +10,9 @@ pub mod params;
 pub mod render;
 pub mod server;
 pub mod signer;
+pub mod tencent;
+#[cfg(test)]
+mod test_captures;
 pub mod tls;
 
 use std::sync::Arc;
@@ -21,14 +24,13 @@ use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
 
-use crate::actions;
+use crate::actions::{self, Dialect};
 use crate::app::{App, Body, Ctx};
+use crate::secret::Secret;
 use crate::store::{now_ms, Durability};
 use error::{ApiError, ApiResult};
 use params::Params;
 use render::Format;
-
-pub const API_VERSION: &str = "2016-04-28";
 
 /// How long a nonce is remembered: the timestamp window on either side of now.
 const NONCE_TTL_MS: i64 = 2 * 15 * 60 * 1000;
@@ -36,6 +38,7 @@ const NONCE_TTL_MS: i64 = 2 * 15 * 60 * 1000;
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", any(handle))
+        .route(tencent::sign::PATH, any(tencent::handle))
         .route("/_gatehouse/{operation}", any(control::handle))
         .route("/metrics", axum::routing::get(control::metrics))
         .with_state(app)
@@ -68,19 +71,12 @@ async fn handle(
     let started = std::time::Instant::now();
     let mut account = None;
     let outcome = serve(app, &parts, params, action.clone(), request_id.clone(), &mut account).await;
-    // One line per request: who asked what, and how it ended; never a parameter's value.
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let (code, status) = match &outcome {
         Ok(_) => ("Success", 200),
         Err(e) => (e.code.as_str(), e.status),
     };
     let action_name = action.as_deref().unwrap_or("");
-    crate::metrics::request(action_name, code, started.elapsed());
-    if status >= 500 {
-        tracing::error!(request_id, account, action = action_name, code, status, latency_ms, "request");
-    } else {
-        tracing::info!(request_id, account, action = action_name, code, status, latency_ms, "request");
-    }
+    log_request(&request_id, account, action_name, code, status, started);
     match outcome {
         Ok(out) => render::success(format, action_name, &request_id, out),
         Err(e) => render::error(format, &request_id, &e),
@@ -118,6 +114,25 @@ impl Incoming {
             headers,
             body: &self.body,
         }
+    }
+}
+
+/// One line per request, in both dialects: who asked what, and how it ended; never a
+/// parameter's value.
+fn log_request(
+    request_id: &str,
+    account: Option<i64>,
+    action: &str,
+    code: &str,
+    status: u16,
+    started: std::time::Instant,
+) {
+    crate::metrics::request(action, code, started.elapsed());
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::error!(request_id, account, action, code, status, latency_ms, "request");
+    } else {
+        tracing::info!(request_id, account, action, code, status, latency_ms, "request");
     }
 }
 
@@ -160,11 +175,11 @@ async fn serve(
 ) -> ApiResult<Body> {
     let version = header_or_param(&params, parts.headers, "Version", "x-acs-version")
         .ok_or_else(|| ApiError::missing_parameter("Version"))?;
-    if version != API_VERSION {
+    if !actions::has_version(Dialect::Alibaba, &version) {
         return Err(ApiError::bad_request("InvalidVersion", "Specified parameter Version is not valid."));
     }
     let action = action.ok_or_else(|| ApiError::missing_parameter("Action"))?;
-    if !actions::exists(&action) {
+    if !actions::exists(Dialect::Alibaba, &version, &action) {
         return Err(ApiError::not_found(
             "InvalidAction.NotFound",
             "Specified api is not found, please check your url and method.",
@@ -187,26 +202,32 @@ async fn serve(
 async fn authenticate(app: &App, parts: &auth::SignedParts<'_>) -> ApiResult<i64> {
     let claim = auth::claim(parts)?;
     auth::check_timestamp(&claim, time::OffsetDateTime::now_utc())?;
-    let key_id = claim.access_key_id.clone();
+    let (account_id, secret) = key_secret(app, &claim.access_key_id).await?;
+    auth::verify(&claim, parts, secret.expose())?;
+    if !spend_nonce(app, &claim.access_key_id, &claim.nonce, NONCE_TTL_MS).await? {
+        return Err(ApiError::bad_request("SignatureNonceUsed", "Specified signature nonce was used already."));
+    }
+    Ok(account_id)
+}
+
+/// The account and secret of the enabled AccessKey `key_id` (the same keys sign both dialects).
+async fn key_secret(app: &App, key_id: &str) -> ApiResult<(i64, Secret)> {
     let key = app
         .store
-        .read(|tx| tx.key(&key_id))?
+        .read(|tx| tx.key(key_id))?
         .ok_or_else(|| ApiError::not_found("InvalidAccessKeyId.NotFound", "Specified access key is not found."))?;
     if !key.enabled {
         return Err(ApiError::bad_request("InvalidAccessKeyId.Inactive", "Specified access key is disabled."));
     }
     let secret = app.master_key.open(&key.sealed_secret).map_err(ApiError::internal)?;
-    auth::verify(&claim, parts, secret.expose())?;
-    let nonce = claim.nonce.clone();
+    Ok((key.account_id, secret))
+}
+
+/// Spends `nonce` of key `key_id` for `ttl_ms`; false when it was spent already.
+async fn spend_nonce(app: &App, key_id: &str, nonce: &str, ttl_ms: i64) -> ApiResult<bool> {
+    let (key_id, nonce) = (key_id.to_string(), nonce.to_string());
     // A spent nonce must outlive the process, not the machine: its write skips the fsync.
-    let fresh = app
-        .store
-        .write_with(Durability::Process, move |tx| tx.use_nonce(&key_id, &nonce, now_ms() + NONCE_TTL_MS))
-        .await?;
-    if !fresh {
-        return Err(ApiError::bad_request("SignatureNonceUsed", "Specified signature nonce was used already."));
-    }
-    Ok(key.account_id)
+    app.store.write_with(Durability::Process, move |tx| tx.use_nonce(&key_id, &nonce, now_ms() + ttl_ms)).await
 }
 
 /// Action and Version: parameters under RPC v1 (which signs parameters, not headers), the signed

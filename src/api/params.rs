@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::ops::RangeInclusive;
 use std::str::FromStr;
 
 use super::error::{ApiError, ApiResult};
@@ -121,9 +122,19 @@ impl Params {
 
     /// The 1-based repeated list `Name.1`, `Name.2`, ... in index order; `max` bounds N.
     pub fn list(&self, name: &str, max: usize) -> ApiResult<Vec<String>> {
-        let mut items = self.indexed(name, max)?;
+        self.list_in(name, 1..=max)
+    }
+
+    /// The repeated list `Name.N` for N in `indexes` (Tencent's lists start at 0), in index order.
+    pub fn list_in(&self, name: &str, indexes: RangeInclusive<usize>) -> ApiResult<Vec<String>> {
+        let mut items = self.indexed(name, &indexes)?;
         items.sort_by_key(|(n, _)| *n);
         Ok(items.into_iter().filter(|(_, v)| !v.is_empty()).map(|(_, v)| v).collect())
+    }
+
+    /// The names of every parameter starting with `prefix`.
+    pub fn names_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.map.keys().map(String::as_str).filter(move |k| k.starts_with(prefix))
     }
 
     /// Key/value pairs `Prefix.N.Key` / `Prefix.N.Value` (N = 1..max), in index order. A pair
@@ -134,7 +145,7 @@ impl Params {
         for (k, v) in &self.map {
             let Some(rest) = k.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')) else { continue };
             let Some((n, field)) = rest.split_once('.') else { continue };
-            let entry = entries.entry(index(k, n, max)?).or_default();
+            let entry = entries.entry(index(k, n, &(1..=max))?).or_default();
             match field {
                 "Key" => entry.0 = Some(v.clone()),
                 "Value" => entry.1 = Some(v.clone()),
@@ -150,12 +161,12 @@ impl Params {
             .collect()
     }
 
-    fn indexed(&self, name: &str, max: usize) -> ApiResult<Vec<(usize, String)>> {
+    fn indexed(&self, name: &str, indexes: &RangeInclusive<usize>) -> ApiResult<Vec<(usize, String)>> {
         let mut out = Vec::new();
         for (k, v) in &self.map {
             if let Some(n) = k.strip_prefix(name).and_then(|r| r.strip_prefix('.')) {
                 if n.bytes().all(|b| b.is_ascii_digit()) {
-                    out.push((index(k, n, max)?, v.clone()));
+                    out.push((index(k, n, indexes)?, v.clone()));
                 }
             }
         }
@@ -170,10 +181,13 @@ impl Params {
     }
 }
 
-fn index(param: &str, n: &str, max: usize) -> ApiResult<usize> {
+fn index(param: &str, n: &str, indexes: &RangeInclusive<usize>) -> ApiResult<usize> {
     match n.parse::<usize>() {
-        Ok(i) if (1..=max).contains(&i) => Ok(i),
-        _ => Err(ApiError::invalid_parameter(param, format!("the index must be between 1 and {max}"))),
+        Ok(i) if indexes.contains(&i) => Ok(i),
+        _ => Err(ApiError::invalid_parameter(
+            param,
+            format!("the index must be between {} and {}", indexes.start(), indexes.end()),
+        )),
     }
 }
 
@@ -275,6 +289,9 @@ mod tests {
             ("Tag.1.Value", "v1"),
         ]);
         assert_eq!(ps.list("ResourceId", 50).unwrap(), vec!["a", "b"]);
+        let zero_based = p(&[("userGwCidrBlock.1", "b"), ("userGwCidrBlock.0", "a")]);
+        assert_eq!(zero_based.list_in("userGwCidrBlock", 0..=9).unwrap(), vec!["a", "b"]);
+        assert_eq!(zero_based.list("userGwCidrBlock", 9).unwrap_err().code, "InvalidParameter");
         assert_eq!(
             ps.tags("Tag", 20).unwrap(),
             vec![("k1".to_string(), Some("v1".to_string())), ("k2".to_string(), None)]

@@ -114,7 +114,8 @@ pub async fn run(app: &App, op: Operation, p: &Params) -> ApiResult<Body> {
     match op {
         Operation::Health => Ok(body(health(app).1)),
         Operation::Version => {
-            Ok(body(json!({"Version": env!("CARGO_PKG_VERSION"), "ApiVersion": crate::api::API_VERSION})))
+            Ok(body(json!({"Version": env!("CARGO_PKG_VERSION"), "ApiVersion": crate::actions::ALIBABA_VERSION,
+                "TencentApiVersion": crate::api::tencent::VERSION})))
         }
         Operation::Coverage => Ok(coverage()),
         Operation::Reset => reset(app, p).await,
@@ -153,8 +154,10 @@ fn body(v: Value) -> Body {
 
 /// Every action served, with the seed that documents it (from the action table itself).
 fn coverage() -> Body {
-    let actions: Vec<Value> =
-        crate::actions::COVERAGE.iter().map(|(action, seed)| json!({"Action": action, "Seed": seed})).collect();
+    let actions: Vec<Value> = crate::actions::COVERAGE
+        .iter()
+        .map(|(dialect, action, seed)| json!({"Dialect": format!("{dialect:?}"), "Action": action, "Seed": seed}))
+        .collect();
     body(json!({"TotalCount": actions.len(), "Actions": actions}))
 }
 
@@ -210,7 +213,7 @@ async fn reset(app: &App, p: &Params) -> ApiResult<Body> {
 fn add_fault(app: &App, p: &Params) -> ApiResult<Body> {
     let (account_id, account) = account(app, p)?;
     let action = p.required("TargetAction")?;
-    if !crate::actions::exists(&action) {
+    if !crate::actions::named(&action) {
         return Err(ApiError::invalid_parameter(
             "TargetAction",
             format!("{action} is not an action this server serves"),
@@ -277,7 +280,9 @@ fn set_forced(
     tunnel: Option<&str>,
     forced: Option<TunnelStatus>,
 ) -> ApiResult<VpnConnection> {
-    let mut conn = tx.get_as::<VpnConnection>(account_id, id)?.ok_or_else(vpn_connections::not_found)?;
+    let mut conn = tx
+        .get_as::<VpnConnection>(account_id, id)?
+        .ok_or_else(|| vpn_connections::alibaba::error(vpn_connections::ConnectionError::ConnectionNotFound))?;
     let mut matched = false;
     for t in conn.tunnels.iter_mut().filter(|t| tunnel.is_none_or(|id| t.id == id)) {
         t.forced = forced;

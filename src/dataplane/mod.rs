@@ -140,6 +140,9 @@ pub struct TunnelPlan {
     pub psk: Secret,
     pub esp: Proposal,
     pub ipsec_lifetime_s: u32,
+    /// The SA's volume limit in KB; 0: none.
+    #[serde(default)]
+    pub ipsec_lifetime_kb: u32,
     pub dpd: bool,
     pub nat_traversal: bool,
     pub bgp: Option<BgpPlan>,

@@ -213,6 +213,7 @@ pub(crate) mod tests {
             psk: Secret::new("psk"),
             esp: p("aes", "md5"),
             ipsec_lifetime_s: 86400,
+            ipsec_lifetime_kb: 0,
             dpd: true,
             nat_traversal: true,
             bgp,

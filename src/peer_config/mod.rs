@@ -256,6 +256,7 @@ mod tests {
             ipsec_auth_alg: "sha256".into(),
             ipsec_pfs: pfs.into(),
             ipsec_lifetime: 3600,
+            ipsec_lifetime_kb: 0,
         }
     }
 

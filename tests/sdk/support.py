@@ -49,6 +49,8 @@ VERSION = "2016-04-28"
 REGION = "cn-hangzhou"
 
 LISTEN_RE = re.compile(r"^gatehouse listening on http://127\.0\.0\.1:(\d+)\s*$")
+HTTPS_RE = re.compile(r"gatehouse listening on https://127\.0\.0\.1:(\d+)")
+CERT_RE = re.compile(r"gatehouse TLS certificate (\S+) \(SHA-256 ([0-9A-F:]+)\)")
 STARTUP_TIMEOUT = 10.0
 
 VPN_ID_RE = re.compile(r"^vpn-[a-z0-9]{21}$")
@@ -306,6 +308,20 @@ class GatehouseServer:
 
     def disable_key(self, ak: str) -> None:
         self.cli("keys", "disable", ak)
+
+
+def tls_of(srv: "GatehouseServer") -> tuple[int, Path, str]:
+    """The HTTPS port, the certificate's path and its printed fingerprint, from the server's output."""
+    deadline = time.monotonic() + 10
+    while True:
+        log = Path(srv.log_path).read_text()
+        # The last start's banner (a restarted server has several).
+        start = log.rfind("==== start #")
+        port, cert = HTTPS_RE.search(log, start), CERT_RE.search(log, start)
+        if port and cert:
+            return int(port.group(1)), Path(cert.group(1)), cert.group(2)
+        assert time.monotonic() < deadline, f"no HTTPS banner in {log[-2000:]}"
+        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------

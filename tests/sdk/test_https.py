@@ -18,25 +18,9 @@ from pathlib import Path
 import pytest
 
 import support
-from support import KINDS, Creds, GatehouseServer, ROOT_AK, ROOT_SECRET, create_gateway, make_api
+from support import KINDS, Creds, GatehouseServer, ROOT_AK, ROOT_SECRET, create_gateway, make_api, tls_of
 
-HTTPS_RE = re.compile(r"gatehouse listening on https://127\.0\.0\.1:(\d+)")
-CERT_RE = re.compile(r"gatehouse TLS certificate (\S+) \(SHA-256 ([0-9A-F:]+)\)")
 ROOT = Creds(ROOT_AK, ROOT_SECRET, "root")
-
-
-def tls_of(srv: GatehouseServer) -> tuple[int, Path, str]:
-    """The HTTPS port, the certificate's path and its printed fingerprint, from the server's output."""
-    deadline = time.monotonic() + 10
-    while True:
-        log = Path(srv.log_path).read_text()
-        # The last start's banner (a restarted server has several).
-        start = log.rfind("==== start #")
-        port, cert = HTTPS_RE.search(log, start), CERT_RE.search(log, start)
-        if port and cert:
-            return int(port.group(1)), Path(cert.group(1)), cert.group(2)
-        assert time.monotonic() < deadline, f"no HTTPS banner in {log[-2000:]}"
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,14 @@
-//! IPsec-VPN connections: CreateVpnConnection, ModifyVpnConnectionAttribute,
-//! DescribeVpnConnections, DescribeVpnConnection, DownloadVpnConnectionConfig,
-//! DeleteVpnConnection.
+//! IPsec-VPN connections, reached from two dialects: Alibaba's CreateVpnConnection,
+//! ModifyVpnConnectionAttribute, DescribeVpnConnections, DescribeVpnConnection,
+//! DownloadVpnConnectionConfig and DeleteVpnConnection (`alibaba`), and Tencent's AddVpnConnEx
+//! (`tencent`).
+//!
+//! Each action is three pieces: the dialect decodes its parameters into a typed input
+//! (`NewConnection`, `ConnectionFields`, `ConnectionFilter`), one operation here (`create`,
+//! `modify`, `get`, `list`, `tunnel_configs`, `delete`) runs it in the transaction the dialect
+//! opens and returns a typed output or a `ConnectionError`, and the dialect renders either
+//! (its answer's fields; its code for each error, in one function). So AddVpnConnEx and
+//! CreateVpnConnection are one create.
 //!
 //! A connection has one tunnel (single-tunnel gateways) or two, a `master` and a `slave`, one on
 //! each of the gateway's public addresses (gateways created with a disaster-recovery vSwitch).
@@ -8,22 +16,23 @@
 //! the reconciler applies it and records what the data plane reports (`gateway_sync`). The
 //! rules that tie a connection to its gateway and the other connections are in `rules`.
 
+pub mod alibaba;
 mod rules;
+pub mod tencent;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
-use self::rules::{cgw_ref, check_against_gateway, check_connection_name};
+use self::rules::{cgw_ref, check_against_gateway};
 use super::customer_gateways::{self, CustomerGateway};
-use super::ipsec::{self, BgpConfig, Defaults, HealthCheckConfig, IkeConfig, IpsecConfig, TunnelSpec};
-use super::rules::{new_id, page_body, tags_json};
-use super::tags::check_tag;
-use super::vpn_gateways::{self, VpnGateway};
+use super::ipsec::{BgpConfig, Defaults, HealthCheckConfig, IkeConfig, IpsecConfig, TunnelSpec};
+use super::rules::new_id;
+use super::vpc_tasks;
+use super::vpn_gateways::{self, GatewayStatus, VpnGateway};
 use super::vpn_routes;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::params::Params;
-use crate::app::{Body, Ctx};
+use crate::app::App;
 use crate::dataplane::{BgpStatus, HealthStatus, TunnelStatus};
 use crate::secret::MasterKey;
 use crate::store::{now_ms, ListQuery, Resource, TagBinding, Tx, TxExt};
@@ -120,86 +129,465 @@ impl VpnConnection {
     pub fn remote_subnets(&self) -> Vec<Ipv4Net> {
         self.remote_subnet.split(',').filter_map(|s| s.parse().ok()).collect()
     }
+}
 
-    /// The fields every view of a connection shares. `cgws` resolves customer gateways (for the
-    /// peer ASN and BGP key); tags are the user's.
-    fn describe(
-        &self,
-        key: &MasterKey,
-        cgws: &[CustomerGateway],
-        tags: Option<&Vec<(String, String)>>,
-    ) -> ApiResult<Body> {
-        let main = self.main_tunnel();
-        let cgw_of = |id: &str| cgws.iter().find(|c| c.id == id);
-        let peer = |t: &Tunnel| cgw_of(&t.spec.customer_gateway_id);
-        let mut b = Body::new();
-        b.insert("VpnConnectionId".into(), json!(self.id));
-        b.insert("VpnGatewayId".into(), json!(self.vpn_gateway_id));
-        b.insert("Name".into(), json!(self.name));
-        b.insert("LocalSubnet".into(), json!(self.local_subnet));
-        b.insert("RemoteSubnet".into(), json!(self.remote_subnet));
-        b.insert("CreateTime".into(), json!(self.created_ms));
-        b.insert("EffectImmediately".into(), json!(self.effect_immediately));
-        b.insert("State".into(), json!(self.state.wire()));
-        b.insert("Status".into(), json!(main.status.wire()));
-        b.insert("VcoHealthCheck".into(), self.health_check.wire(self.health_status.wire()));
-        b.insert("Tags".into(), tags_json(tags));
-        b.insert("EnableTunnelsBgp".into(), json!(self.enable_tunnels_bgp));
-        if self.dual_tunnel {
-            let tunnels = self
-                .tunnels
-                .iter()
-                .enumerate()
-                .map(|(i, t)| tunnel_view(t, i, self.state.wire(), key, peer(t)))
-                .collect::<ApiResult<Vec<_>>>()?;
-            b.insert("TunnelOptionsSpecification".into(), json!({ "TunnelOptions": tunnels }));
-        } else {
-            let s = &main.spec;
-            let (peer_asn, auth_key) = bgp_peer(peer(main), key)?;
-            b.insert("CustomerGatewayId".into(), json!(s.customer_gateway_id));
-            b.insert("EnableDpd".into(), json!(s.enable_dpd));
-            b.insert("EnableNatTraversal".into(), json!(s.enable_nat_traversal));
-            b.insert("RemoteCaCertificate".into(), json!(s.remote_ca_certificate));
-            b.insert("IkeConfig".into(), s.ike.wire(key)?);
-            b.insert("IpsecConfig".into(), s.ipsec.wire());
-            b.insert("VpnBgpConfig".into(), s.bgp.wire(main.bgp_status.wire(), peer_asn, &auth_key));
-        }
-        Ok(b)
+/// How a request to this family went wrong, whatever the dialect. Each dialect's renderer gives
+/// every variant its code in one place (`alibaba::error`, `tencent::error`).
+#[derive(Debug)]
+pub enum ConnectionError {
+    /// The named VPC holds none of the account's gateways in the region (VPCs are not modelled
+    /// apart from their gateways).
+    VpcNotFound,
+    GatewayNotFound,
+    CustomerGatewayNotFound,
+    ConnectionNotFound,
+    /// The gateway is not `active`: another change, its creation or its deletion is under way.
+    GatewayConfiguring,
+    IpsecDisabled,
+    QuotaFull,
+    /// A single-tunnel connection names no customer gateway.
+    MissingCustomerGateway,
+    /// A single-tunnel setting (named) for a gateway or connection with two tunnels.
+    TakesDualTunnel(&'static str),
+    /// Tunnel options for a gateway that takes single-tunnel connections.
+    TakesSingleTunnel,
+    /// DryRun: every check passed, nothing was changed.
+    DryRunPassed,
+    /// A rule shared with other families, already in the service's codes: the IKE, IPsec, BGP
+    /// and health-check settings, the cross-resource rules, routes, the store.
+    Rule(ApiError),
+}
+
+impl From<ApiError> for ConnectionError {
+    fn from(e: ApiError) -> Self {
+        ConnectionError::Rule(e)
     }
 }
 
-/// The peer's ASN and BGP key, from its customer gateway.
-fn bgp_peer(cgw: Option<&CustomerGateway>, key: &MasterKey) -> ApiResult<(Option<u32>, String)> {
-    Ok((cgw.and_then(|c| c.asn), cgw.map(|c| c.auth_key(key)).transpose()?.unwrap_or_default()))
+pub type ConnectionResult<T> = Result<T, ConnectionError>;
+
+/// The phase-1 and phase-2 settings of a single-tunnel connection, as a dialect hands them over.
+/// (No `Debug`: the text holds the PSK in clear.)
+pub enum Negotiation {
+    /// JSON text (`IkeConfig`, `IpsecConfig`), read against the gateway: the defaults and the
+    /// algorithms allowed depend on it (national-standard or not) and on the peer's address.
+    Text { ike: Option<String>, ipsec: Option<String> },
+    /// Settled by the dialect with its own defaults. An empty `local_id`/`remote_id` takes the
+    /// gateway's/the customer gateway's address.
+    Settled { ike: Box<IkeConfig>, ipsec: IpsecConfig },
 }
 
-/// One tunnel as Describe shows it. Its scalars are strings, as the SDKs' tunnel models type them.
-fn tunnel_view(
-    t: &Tunnel,
-    index: usize,
-    state: &str,
-    key: &MasterKey,
-    cgw: Option<&CustomerGateway>,
-) -> ApiResult<Value> {
-    let mut v = t.spec.wire(key, t.bgp_status.wire(), cgw.and_then(|c| c.asn))?;
-    v.insert("TunnelId".into(), json!(t.id));
-    v.insert("TunnelIndex".into(), json!((index + 1).to_string()));
-    v.insert("State".into(), json!(state));
-    v.insert("Status".into(), json!(t.status.wire()));
-    v.insert("InternetIp".into(), json!(t.internet_ip));
-    Ok(Value::Object(v))
+/// A connection's own settings as a create or modify request gives them (absent: the default on
+/// create, unchanged on modify). No `Debug`, for the PSK's sake.
+pub struct ConnectionFields {
+    pub name: Option<String>,
+    /// Validated, normalized (`10.0.0.0/24,10.1.0.0/24`).
+    pub local_subnet: Option<String>,
+    pub remote_subnet: Option<String>,
+    pub effect_immediately: Option<bool>,
+    pub auto_config_route: Option<bool>,
+    pub enable_dpd: Option<bool>,
+    pub enable_nat_traversal: Option<bool>,
+    pub remote_ca_certificate: Option<String>,
+    pub customer_gateway_id: Option<String>,
+    pub negotiation: Negotiation,
+    pub bgp: Option<String>,
+    pub health_check: Option<String>,
+    /// `TunnelOptionsSpecification.N.*`: the two tunnels of a dual-tunnel connection, read against
+    /// the gateway's two addresses.
+    pub tunnel_options: Params,
 }
 
-pub(crate) fn not_found() -> ApiError {
-    ApiError::not_found(
-        "InvalidVpnConnectionInstanceId.NotFound",
-        "The specified vpn connection instance id does not exist.",
-    )
+impl ConnectionFields {
+    /// The first single-tunnel setting given, if any (a dual-tunnel connection takes none).
+    fn single_tunnel_only(&self) -> Option<&'static str> {
+        let (ike, ipsec) = match &self.negotiation {
+            Negotiation::Text { ike, ipsec } => (ike.is_some(), ipsec.is_some()),
+            Negotiation::Settled { .. } => (true, true),
+        };
+        [
+            ("CustomerGatewayId", self.customer_gateway_id.is_some()),
+            ("EnableDpd", self.enable_dpd.is_some()),
+            ("EnableNatTraversal", self.enable_nat_traversal.is_some()),
+            ("IkeConfig", ike),
+            ("IpsecConfig", ipsec),
+            ("BgpConfig", self.bgp.is_some()),
+            ("HealthCheckConfig", self.health_check.is_some()),
+            ("RemoteCaCertificate", self.remote_ca_certificate.is_some()),
+        ]
+        .into_iter()
+        .find(|(_, given)| *given)
+        .map(|(name, _)| name)
+    }
 }
 
-/// The caller's connection in `region`, or `InvalidVpnConnectionInstanceId.NotFound`.
-pub fn find(tx: &dyn Tx, account_id: i64, region: &str, id: &str) -> ApiResult<VpnConnection> {
-    tx.get_in::<VpnConnection>(account_id, region, id)?.ok_or_else(not_found)
+/// A new connection, as either dialect asks for it.
+pub struct NewConnection {
+    pub region: String,
+    pub vpn_gateway_id: String,
+    /// The VPC the gateway must be in, when the dialect names one.
+    pub vpc_id: Option<String>,
+    pub fields: ConnectionFields,
+    pub tags: Vec<(String, String)>,
+    pub enable_tunnels_bgp: bool,
+    pub dry_run: bool,
+}
+
+/// What a create did: the connection, and the task that applies it (`vpc_tasks`).
+#[derive(Debug)]
+pub struct Created {
+    pub connection: VpnConnection,
+    pub task_id: u64,
+}
+
+/// A connection with what its views show beside it: its customer gateways and its tags.
+#[derive(Debug)]
+pub struct ConnectionView {
+    pub connection: VpnConnection,
+    pub customer_gateways: Vec<CustomerGateway>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// A page of connections, with what their views need.
+#[derive(Debug)]
+pub struct ConnectionPage {
+    pub total: u64,
+    pub connections: Vec<VpnConnection>,
+    pub customer_gateways: Vec<CustomerGateway>,
+    pub tags: std::collections::HashMap<String, Vec<(String, String)>>,
+}
+
+/// The filters of a list.
+#[derive(Debug)]
+pub struct ConnectionFilter {
+    pub region: String,
+    pub ids: Vec<String>,
+    pub vpn_gateway_id: Option<String>,
+    pub customer_gateway_id: Option<String>,
+    pub tags: Vec<(String, Option<String>)>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// One tunnel as the gateway runs it (DownloadVpnConnectionConfig): its ends and its peer.
+#[derive(Debug)]
+pub struct TunnelConfig<'a> {
+    pub tunnel: &'a Tunnel,
+    pub customer_gateway: CustomerGateway,
+}
+
+/// The caller's gateway in `region`, active.
+fn active_gateway(tx: &dyn Tx, account_id: i64, region: &str, id: &str) -> ConnectionResult<VpnGateway> {
+    let gw = tx.get_in::<VpnGateway>(account_id, region, id)?.ok_or(ConnectionError::GatewayNotFound)?;
+    if gw.status != GatewayStatus::Active {
+        return Err(ConnectionError::GatewayConfiguring);
+    }
+    Ok(gw)
+}
+
+fn connection(tx: &dyn Tx, account_id: i64, region: &str, id: &str) -> ConnectionResult<VpnConnection> {
+    tx.get_in::<VpnConnection>(account_id, region, id)?.ok_or(ConnectionError::ConnectionNotFound)
+}
+
+/// The caller's gateway `id` in `region`, looked for in `vpc_id` when the dialect names one: a
+/// VPC that holds none of the account's gateways there is not found, nor is a gateway of another.
+fn gateway_in(
+    tx: &dyn Tx,
+    account_id: i64,
+    region: &str,
+    vpc_id: Option<&str>,
+    id: &str,
+) -> ConnectionResult<VpnGateway> {
+    if let Some(vpc) = vpc_id {
+        let q = ListQuery {
+            kind: VpnGateway::KIND,
+            account_id,
+            region_id: Some(region.to_string()),
+            parent_id: Some(vpc.to_string()),
+            limit: Some(1),
+            ..Default::default()
+        };
+        if tx.count(&q)? == 0 {
+            return Err(ConnectionError::VpcNotFound);
+        }
+    }
+    let gw = tx.get_in::<VpnGateway>(account_id, region, id)?.ok_or(ConnectionError::GatewayNotFound)?;
+    if vpc_id.is_some_and(|vpc| vpc != gw.vpc_id) {
+        return Err(ConnectionError::GatewayNotFound);
+    }
+    Ok(gw)
+}
+
+/// The phase-1/phase-2 configuration of a new single tunnel.
+fn negotiated(n: &Negotiation, d: &Defaults) -> ApiResult<(IkeConfig, IpsecConfig)> {
+    match n {
+        Negotiation::Text { ike, ipsec } => {
+            Ok((IkeConfig::parse(ike.as_deref(), d)?, IpsecConfig::parse(ipsec.as_deref(), d)?))
+        }
+        Negotiation::Settled { ike, ipsec } => {
+            let mut ike = (**ike).clone();
+            if ike.local_id.is_empty() {
+                ike.local_id = d.local_ip.to_string();
+            }
+            if ike.remote_id.is_empty() {
+                ike.remote_id = d.remote_ip.to_string();
+            }
+            Ok((ike, ipsec.clone()))
+        }
+    }
+}
+
+/// Creates a connection in one transaction: checks, tunnels, routes, tags, the gateway's update
+/// and its task.
+pub fn create(tx: &mut dyn Tx, app: &App, account_id: i64, new: &NewConnection) -> ConnectionResult<Created> {
+    let (key, quotas, f) = (&app.master_key, &app.config.quotas, &new.fields);
+    let region = &new.region;
+    let mut gw = gateway_in(tx, account_id, region, new.vpc_id.as_deref(), &new.vpn_gateway_id)?;
+    if gw.status != GatewayStatus::Active {
+        return Err(ConnectionError::GatewayConfiguring);
+    }
+    if !gw.enable_ipsec {
+        return Err(ConnectionError::IpsecDisabled);
+    }
+    if tx.count(&ListQuery {
+        kind: VpnConnection::KIND,
+        account_id,
+        parent_id: Some(gw.id.clone()),
+        ..Default::default()
+    })? >= quotas.vpn_connections
+    {
+        return Err(ConnectionError::QuotaFull);
+    }
+    let national_standard = gw.vpn_type == "NationalStandard";
+    let dual = !gw.disaster_recovery_internet_ip.is_empty();
+    let tunnels: Vec<Tunnel> = if dual {
+        if let Some(name) = f.single_tunnel_only() {
+            return Err(ConnectionError::TakesDualTunnel(name));
+        }
+        let cgw_ip = |id: &str| customer_gateways::find(tx, account_id, region, id).map(|c| c.ip_address);
+        let addresses = (gw.internet_ip.as_str(), gw.disaster_recovery_internet_ip.as_str());
+        let specs = TunnelSpec::parse_all(&f.tunnel_options, &cgw_ip, addresses, national_standard, key)?;
+        specs
+            .into_iter()
+            .zip([&gw.internet_ip, &gw.disaster_recovery_internet_ip])
+            .map(|(s, ip)| new_tunnel(s, ip))
+            .collect()
+    } else {
+        if f.tunnel_options.get("TunnelOptionsSpecification.1.Role").is_some()
+            || f.tunnel_options.get("TunnelOptionsSpecification.1.CustomerGatewayId").is_some()
+        {
+            return Err(ConnectionError::TakesSingleTunnel);
+        }
+        let cgw_id = f.customer_gateway_id.clone().ok_or(ConnectionError::MissingCustomerGateway)?;
+        let cgw = tx
+            .get_in::<CustomerGateway>(account_id, region, &cgw_id)?
+            .ok_or(ConnectionError::CustomerGatewayNotFound)?;
+        let d = Defaults { local_ip: &gw.internet_ip, remote_ip: &cgw.ip_address, national_standard, master_key: key };
+        let (ike, ipsec) = negotiated(&f.negotiation, &d)?;
+        let spec = TunnelSpec {
+            role: "master".into(),
+            customer_gateway_id: cgw_id,
+            enable_dpd: f.enable_dpd.unwrap_or(true),
+            enable_nat_traversal: f.enable_nat_traversal.unwrap_or(true),
+            remote_ca_certificate: f.remote_ca_certificate.clone().unwrap_or_default(),
+            ike,
+            ipsec,
+            bgp: BgpConfig::parse(f.bgp.as_deref())?,
+        };
+        vec![new_tunnel(spec, &gw.internet_ip)]
+    };
+    let conn = VpnConnection {
+        id: new_id("vco"),
+        account_id,
+        region_id: region.clone(),
+        vpn_gateway_id: gw.id.clone(),
+        name: f.name.clone().unwrap_or_default(),
+        local_subnet: f.local_subnet.clone().unwrap_or_default(),
+        remote_subnet: f.remote_subnet.clone().unwrap_or_default(),
+        effect_immediately: f.effect_immediately.unwrap_or(false),
+        auto_config_route: f.auto_config_route.unwrap_or(true),
+        health_check: HealthCheckConfig::parse(f.health_check.as_deref())?,
+        health_status: HealthStatus::Unknown,
+        dataplane_error: String::new(),
+        enable_tunnels_bgp: new.enable_tunnels_bgp,
+        dual_tunnel: dual,
+        tunnels,
+        state: ConnectionState::Updating,
+        renegotiate: f.effect_immediately.unwrap_or(false),
+        created_ms: now_ms(),
+    };
+    check_against_gateway(tx, &gw, &conn, key)?;
+    if conn.auto_config_route {
+        vpn_routes::add_connection_routes(tx, &conn, quotas)?;
+    }
+    if new.dry_run {
+        return Err(ConnectionError::DryRunPassed);
+    }
+    tx.insert_as(&conn)?;
+    for (k, v) in &new.tags {
+        let b = TagBinding {
+            kind: VpnConnection::KIND.into(),
+            resource_id: conn.id.clone(),
+            key: k.clone(),
+            value: v.clone(),
+        };
+        tx.set_tag(&b, account_id)?;
+    }
+    vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay)?;
+    let task_id = vpc_tasks::record(tx, &gw, &conn.id)?;
+    Ok(Created { connection: conn, task_id })
+}
+
+fn new_tunnel(spec: TunnelSpec, internet_ip: &str) -> Tunnel {
+    Tunnel {
+        id: new_id("tun"),
+        internet_ip: internet_ip.to_string(),
+        spec,
+        status: TunnelStatus::IkeSaNotEstablished,
+        bgp_status: BgpStatus::None,
+        status_seq: 0,
+        forced: None,
+    }
+}
+
+/// `10.0.0.0/24, 10.1.0.0/24` → `10.0.0.0/24,10.1.0.0/24`.
+pub fn normalize_subnets(s: &str) -> String {
+    s.split(',').map(str::trim).filter(|c| !c.is_empty()).collect::<Vec<_>>().join(",")
+}
+
+/// Changes connection `id` in one transaction and puts its gateway in `updating`.
+pub fn modify(
+    tx: &mut dyn Tx,
+    app: &App,
+    account_id: i64,
+    region: &str,
+    id: &str,
+    f: &ConnectionFields,
+) -> ConnectionResult<ConnectionView> {
+    let key = &app.master_key;
+    let mut conn = connection(tx, account_id, region, id)?;
+    let mut gw = active_gateway(tx, account_id, region, &conn.vpn_gateway_id)?;
+    if let Some(n) = &f.name {
+        conn.name = n.clone();
+    }
+    if let Some(s) = &f.local_subnet {
+        conn.local_subnet = s.clone();
+    }
+    if let Some(s) = &f.remote_subnet {
+        conn.remote_subnet = s.clone();
+    }
+    if let Some(e) = f.effect_immediately {
+        conn.effect_immediately = e;
+    }
+    if let Some(a) = f.auto_config_route {
+        conn.auto_config_route = a;
+    }
+    if let Some(h) = &f.health_check {
+        conn.health_check = conn.health_check.merge(Some(h))?;
+    }
+    let national_standard = gw.vpn_type == "NationalStandard";
+    if conn.dual_tunnel {
+        if let Some(name) = f.single_tunnel_only() {
+            return Err(ConnectionError::TakesDualTunnel(name));
+        }
+        let cgw_ip = |id: &str| customer_gateways::find(tx, account_id, region, id).map(|c| c.ip_address);
+        for t in &mut conn.tunnels {
+            t.spec = t.spec.merge(&f.tunnel_options, &cgw_ip, &t.internet_ip, national_standard, key)?;
+        }
+    } else {
+        let t = &mut conn.tunnels[0];
+        let remote_ip = customer_gateways::find(tx, account_id, region, &t.spec.customer_gateway_id)?.ip_address;
+        let d = Defaults { local_ip: &gw.internet_ip, remote_ip: &remote_ip, national_standard, master_key: key };
+        let s = &mut t.spec;
+        if let Some(v) = f.enable_dpd {
+            s.enable_dpd = v;
+        }
+        if let Some(v) = f.enable_nat_traversal {
+            s.enable_nat_traversal = v;
+        }
+        if let Some(v) = &f.remote_ca_certificate {
+            s.remote_ca_certificate = v.clone();
+        }
+        match &f.negotiation {
+            Negotiation::Text { ike, ipsec } => {
+                s.ike = s.ike.merge(ike.as_deref(), &d)?;
+                s.ipsec = s.ipsec.merge(ipsec.as_deref(), &d)?;
+            }
+            Negotiation::Settled { .. } => (s.ike, s.ipsec) = negotiated(&f.negotiation, &d)?,
+        }
+        s.bgp = s.bgp.merge(f.bgp.as_deref())?;
+    }
+    check_against_gateway(tx, &gw, &conn, key)?;
+    vpn_routes::remove_connection_routes(tx, account_id, &conn.id, true)?;
+    if conn.auto_config_route {
+        vpn_routes::add_connection_routes(tx, &conn, &app.config.quotas)?;
+    }
+    conn.state = ConnectionState::Updating;
+    conn.renegotiate |= conn.effect_immediately;
+    tx.update_as(&conn)?;
+    vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay)?;
+    Ok(view_of(tx, account_id, conn)?)
+}
+
+fn view_of(tx: &dyn Tx, account_id: i64, connection: VpnConnection) -> ApiResult<ConnectionView> {
+    let customer_gateways = customer_gateways_of(tx, account_id, std::slice::from_ref(&connection))?;
+    let mut tags = tx.tags_of(VpnConnection::KIND, account_id, std::slice::from_ref(&connection.id))?;
+    let tags = tags.remove(&connection.id).unwrap_or_default();
+    Ok(ConnectionView { connection, customer_gateways, tags })
+}
+
+/// Connection `id` with what its view needs.
+pub fn get(tx: &dyn Tx, account_id: i64, region: &str, id: &str) -> ConnectionResult<ConnectionView> {
+    let conn = connection(tx, account_id, region, id)?;
+    Ok(view_of(tx, account_id, conn)?)
+}
+
+/// A page of the caller's connections.
+pub fn list(tx: &dyn Tx, account_id: i64, filter: &ConnectionFilter) -> ConnectionResult<ConnectionPage> {
+    let query = ListQuery {
+        kind: VpnConnection::KIND,
+        account_id,
+        region_id: Some(filter.region.clone()),
+        ids: filter.ids.clone(),
+        parent_id: filter.vpn_gateway_id.clone(),
+        tags: filter.tags.clone(),
+        refers_to: filter.customer_gateway_id.as_deref().map(cgw_ref).into_iter().collect(),
+        offset: filter.offset,
+        limit: Some(filter.limit),
+        ..Default::default()
+    };
+    let (total, connections) = (tx.count(&query)?, tx.list_as::<VpnConnection>(&query)?);
+    let customer_gateways = customer_gateways_of(tx, account_id, &connections)?;
+    let ids: Vec<String> = connections.iter().map(|c| c.id.clone()).collect();
+    let tags = tx.tags_of(VpnConnection::KIND, account_id, &ids)?;
+    Ok(ConnectionPage { total, connections, customer_gateways, tags })
+}
+
+/// Each tunnel of `conn` with its customer gateway.
+pub fn tunnel_configs<'a>(tx: &dyn Tx, conn: &'a VpnConnection) -> ConnectionResult<Vec<TunnelConfig<'a>>> {
+    conn.tunnels
+        .iter()
+        .map(|t| {
+            let customer_gateway =
+                customer_gateways::find(tx, conn.account_id, &conn.region_id, &t.spec.customer_gateway_id)?;
+            Ok(TunnelConfig { tunnel: t, customer_gateway })
+        })
+        .collect()
+}
+
+/// Starts deleting connection `id`: its routes go, the gateway applies the removal.
+pub fn delete(tx: &mut dyn Tx, app: &App, account_id: i64, region: &str, id: &str) -> ConnectionResult<()> {
+    let mut conn = connection(tx, account_id, region, id)?;
+    let mut gw =
+        tx.get_in::<VpnGateway>(account_id, region, &conn.vpn_gateway_id)?.ok_or(ConnectionError::GatewayNotFound)?;
+    if gw.status != GatewayStatus::Active {
+        return Err(ConnectionError::GatewayConfiguring);
+    }
+    vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay)?;
+    vpn_routes::remove_connection_routes(tx, account_id, &conn.id, false)?;
+    conn.state = ConnectionState::Deleting;
+    tx.update_as(&conn)?;
+    Ok(())
 }
 
 /// The connections of one gateway.
@@ -236,441 +624,6 @@ pub fn customer_gateways_of(tx: &dyn Tx, account_id: i64, conns: &[VpnConnection
     tx.list_as(&ListQuery { kind: CustomerGateway::KIND, account_id, ids, ..Default::default() })
 }
 
-/// `Tags.N.Key`/`Tags.N.Value` of CreateVpnConnection: at most 20.
-fn request_tags(p: &Params) -> ApiResult<Vec<(String, String)>> {
-    // Read past the limit so that too many tags get the documented code.
-    let tags = p.tags("Tags", 1000)?;
-    if tags.len() > 20 {
-        return Err(ApiError::bad_request("SizeLimitExceeded.TagNum", "The maximum number of tags is exceeded."));
-    }
-    let mut seen = std::collections::HashSet::new();
-    tags.into_iter()
-        .map(|(k, v)| {
-            let v = v.unwrap_or_default();
-            check_tag(&k, &v).map_err(|e| {
-                let code =
-                    if e.code == "InvalidTagKey" { "InvalidParameter.TagKey" } else { "InvalidParameter.TagValue" };
-                ApiError::bad_request(code, e.message)
-            })?;
-            if !seen.insert(k.clone()) {
-                return Err(ApiError::bad_request(
-                    "Duplicated.TagKey",
-                    "The specified parameter TagKey is duplicated.",
-                ));
-            }
-            Ok((k, v))
-        })
-        .collect()
-}
-
-/// What CreateVpnConnection and ModifyVpnConnectionAttribute read before touching the store.
-struct Request {
-    name: Option<String>,
-    local_subnet: Option<String>,
-    remote_subnet: Option<String>,
-    effect_immediately: Option<bool>,
-    auto_config_route: Option<bool>,
-    enable_dpd: Option<bool>,
-    enable_nat_traversal: Option<bool>,
-    remote_ca_certificate: Option<String>,
-    customer_gateway_id: Option<String>,
-    ike: Option<String>,
-    ipsec: Option<String>,
-    bgp: Option<String>,
-    health_check: Option<String>,
-}
-
-impl Request {
-    fn read(p: &Params) -> ApiResult<Self> {
-        let name = p.str("Name");
-        if let Some(n) = &name {
-            check_connection_name(n)?;
-        }
-        let local_subnet = p.str("LocalSubnet");
-        if let Some(s) = &local_subnet {
-            ipsec::parse_subnets("LocalSubnet", s)?;
-        }
-        let remote_subnet = p.str("RemoteSubnet");
-        if let Some(s) = &remote_subnet {
-            ipsec::parse_subnets("RemoteSubnet", s)?;
-        }
-        Ok(Request {
-            name,
-            local_subnet,
-            remote_subnet,
-            effect_immediately: p.bool("EffectImmediately")?,
-            auto_config_route: p.bool("AutoConfigRoute")?,
-            enable_dpd: p.bool("EnableDpd")?,
-            enable_nat_traversal: p.bool("EnableNatTraversal")?,
-            remote_ca_certificate: p.str("RemoteCaCertificate"),
-            customer_gateway_id: p.str("CustomerGatewayId"),
-            ike: p.str("IkeConfig"),
-            ipsec: p.str("IpsecConfig"),
-            bgp: p.str("BgpConfig"),
-            health_check: p.str("HealthCheckConfig"),
-        })
-    }
-
-    fn single_tunnel_only(&self) -> Option<&'static str> {
-        [
-            ("CustomerGatewayId", self.customer_gateway_id.is_some()),
-            ("EnableDpd", self.enable_dpd.is_some()),
-            ("EnableNatTraversal", self.enable_nat_traversal.is_some()),
-            ("IkeConfig", self.ike.is_some()),
-            ("IpsecConfig", self.ipsec.is_some()),
-            ("BgpConfig", self.bgp.is_some()),
-            ("HealthCheckConfig", self.health_check.is_some()),
-            ("RemoteCaCertificate", self.remote_ca_certificate.is_some()),
-        ]
-        .into_iter()
-        .find(|(_, given)| *given)
-        .map(|(name, _)| name)
-    }
-}
-
-fn dry_run_passed() -> ApiError {
-    ApiError::bad_request("DryRunOperation", "Request validation has been passed with DryRun flag set.")
-}
-
-pub async fn create(ctx: Ctx) -> ApiResult<Body> {
-    let region = ctx.region()?;
-    let p = &ctx.params;
-    let gw_id = p.required("VpnGatewayId")?;
-    let local_subnet = p.required("LocalSubnet")?;
-    let remote_subnet = p.required("RemoteSubnet")?;
-    let req = Request::read(p)?;
-    let tags = request_tags(p)?;
-    let enable_tunnels_bgp = p.bool("EnableTunnelsBgp")?.unwrap_or(false);
-    let dry_run = p.bool("DryRun")?.unwrap_or(false);
-    let params = p.clone();
-    let (account_id, app) = (ctx.account_id, ctx.app.clone());
-    ctx.write_once(move |tx| {
-        let key = &app.master_key;
-        let quotas = &app.config.quotas;
-        let mut gw = vpn_gateways::find(tx, account_id, &region.id, &gw_id, 404)?;
-        gw.ensure_active()?;
-        if !gw.enable_ipsec {
-            return Err(ApiError::bad_request("VpnGateway.IpsecVpnDisabled", "The vpn gateway does not enable IPSec VPN."));
-        }
-        let existing = tx.count(&ListQuery {
-            kind: VpnConnection::KIND,
-            account_id,
-            parent_id: Some(gw.id.clone()),
-            ..Default::default()
-        })?;
-        if existing >= quotas.vpn_connections {
-            return Err(ApiError::bad_request(
-                "CreateVpnConnectionsQuotaFull.QuotaFull",
-                "The number of VPN connections exceeds the quota limit.",
-            ));
-        }
-        let national_standard = gw.vpn_type == "NationalStandard";
-        let cgw_ip = |id: &str| customer_gateways::find(tx, account_id, &region.id, id).map(|c| c.ip_address);
-        let dual = !gw.disaster_recovery_internet_ip.is_empty();
-        let tunnels: Vec<Tunnel> = if dual {
-            if let Some(name) = req.single_tunnel_only() {
-                return Err(ApiError::invalid_parameter(
-                    name,
-                    "this VPN gateway takes dual-tunnel connections: configure each tunnel in TunnelOptionsSpecification",
-                ));
-            }
-            let specs = ipsec::TunnelSpec::parse_all(
-                &params,
-                &cgw_ip,
-                (&gw.internet_ip, &gw.disaster_recovery_internet_ip),
-                national_standard,
-                key,
-            )?;
-            specs
-                .into_iter()
-                .zip([&gw.internet_ip, &gw.disaster_recovery_internet_ip])
-                .map(|(spec, ip)| new_tunnel(spec, ip))
-                .collect()
-        } else {
-            if params.get("TunnelOptionsSpecification.1.Role").is_some()
-                || params.get("TunnelOptionsSpecification.1.CustomerGatewayId").is_some()
-            {
-                return Err(ApiError::invalid_parameter(
-                    "TunnelOptionsSpecification",
-                    "this VPN gateway takes single-tunnel connections (it has no disaster-recovery address)",
-                ));
-            }
-            let cgw_id = req.customer_gateway_id.clone().ok_or_else(|| ApiError::missing_parameter("CustomerGatewayId"))?;
-            let remote_ip = cgw_ip(&cgw_id)?;
-            let d = Defaults { local_ip: &gw.internet_ip, remote_ip: &remote_ip, national_standard, master_key: key };
-            let spec = TunnelSpec {
-                role: "master".into(),
-                customer_gateway_id: cgw_id,
-                enable_dpd: req.enable_dpd.unwrap_or(true),
-                enable_nat_traversal: req.enable_nat_traversal.unwrap_or(true),
-                remote_ca_certificate: req.remote_ca_certificate.clone().unwrap_or_default(),
-                ike: IkeConfig::parse(req.ike.as_deref(), &d)?,
-                ipsec: IpsecConfig::parse(req.ipsec.as_deref(), &d)?,
-                bgp: BgpConfig::parse(req.bgp.as_deref())?,
-            };
-            vec![new_tunnel(spec, &gw.internet_ip)]
-        };
-        let conn = VpnConnection {
-            id: new_id("vco"),
-            account_id,
-            region_id: region.id.clone(),
-            vpn_gateway_id: gw.id.clone(),
-            name: req.name.clone().unwrap_or_default(),
-            local_subnet: normalize_subnets(&local_subnet),
-            remote_subnet: normalize_subnets(&remote_subnet),
-            effect_immediately: req.effect_immediately.unwrap_or(false),
-            auto_config_route: req.auto_config_route.unwrap_or(true),
-            health_check: HealthCheckConfig::parse(req.health_check.as_deref())?,
-            health_status: HealthStatus::Unknown,
-            dataplane_error: String::new(),
-            enable_tunnels_bgp,
-            dual_tunnel: dual,
-            tunnels,
-            state: ConnectionState::Updating,
-            renegotiate: req.effect_immediately.unwrap_or(false),
-            created_ms: now_ms(),
-        };
-        check_against_gateway(tx, &gw, &conn, key)?;
-        if conn.auto_config_route {
-            vpn_routes::add_connection_routes(tx, &conn, quotas)?;
-        }
-        if dry_run {
-            return Err(dry_run_passed());
-        }
-        tx.insert_as(&conn)?;
-        for (k, v) in &tags {
-            let b = TagBinding { kind: VpnConnection::KIND.into(), resource_id: conn.id.clone(), key: k.clone(), value: v.clone() };
-            tx.set_tag(&b, account_id)?;
-        }
-        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay)?;
-        let mut body = Body::new();
-        body.insert("VpnConnectionId".into(), json!(conn.id));
-        body.insert("Name".into(), json!(conn.name));
-        body.insert("CreateTime".into(), json!(conn.created_ms));
-        Ok(body)
-    })
-    .await
-}
-
-fn new_tunnel(spec: TunnelSpec, internet_ip: &str) -> Tunnel {
-    Tunnel {
-        id: new_id("tun"),
-        internet_ip: internet_ip.to_string(),
-        spec,
-        status: TunnelStatus::IkeSaNotEstablished,
-        bgp_status: BgpStatus::None,
-        status_seq: 0,
-        forced: None,
-    }
-}
-
-/// `10.0.0.0/24, 10.1.0.0/24` → `10.0.0.0/24,10.1.0.0/24`.
-fn normalize_subnets(s: &str) -> String {
-    s.split(',').map(str::trim).filter(|c| !c.is_empty()).collect::<Vec<_>>().join(",")
-}
-
-pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
-    let region = ctx.region()?;
-    let p = &ctx.params;
-    let id = p.required("VpnConnectionId")?;
-    // Modify documents its own code for a bad name.
-    let req = Request::read(p).map_err(|e| match e.code.as_str() {
-        "InvalidParameter.VpnConnectionName" => ApiError::bad_request("InvalidName", "The name is not valid"),
-        _ => e,
-    })?;
-    let params = p.clone();
-    let (account_id, app) = (ctx.account_id, ctx.app.clone());
-    ctx.write_once(move |tx| {
-        let key = &app.master_key;
-        let mut conn = find(tx, account_id, &region.id, &id)?;
-        let mut gw = vpn_gateways::find(tx, account_id, &region.id, &conn.vpn_gateway_id, 404)?;
-        gw.ensure_active()?;
-        if let Some(n) = &req.name {
-            conn.name = n.clone();
-        }
-        if let Some(s) = &req.local_subnet {
-            conn.local_subnet = normalize_subnets(s);
-        }
-        if let Some(s) = &req.remote_subnet {
-            conn.remote_subnet = normalize_subnets(s);
-        }
-        if let Some(e) = req.effect_immediately {
-            conn.effect_immediately = e;
-        }
-        if let Some(a) = req.auto_config_route {
-            conn.auto_config_route = a;
-        }
-        if let Some(h) = &req.health_check {
-            conn.health_check = conn.health_check.merge(Some(h))?;
-        }
-        if conn.dual_tunnel {
-            if let Some(name) = req.single_tunnel_only() {
-                return Err(ApiError::invalid_parameter(
-                    name,
-                    "configure the tunnels of a dual-tunnel connection in TunnelOptionsSpecification",
-                ));
-            }
-            let cgw_ip = |id: &str| customer_gateways::find(tx, account_id, &region.id, id).map(|c| c.ip_address);
-            for t in &mut conn.tunnels {
-                t.spec = t.spec.merge(&params, &cgw_ip, &t.internet_ip, gw.vpn_type == "NationalStandard", key)?;
-            }
-        } else {
-            let t = &mut conn.tunnels[0];
-            let remote_ip =
-                customer_gateways::find(tx, account_id, &region.id, &t.spec.customer_gateway_id)?.ip_address;
-            let d = Defaults {
-                local_ip: &gw.internet_ip,
-                remote_ip: &remote_ip,
-                national_standard: gw.vpn_type == "NationalStandard",
-                master_key: key,
-            };
-            let s = &mut t.spec;
-            if let Some(v) = req.enable_dpd {
-                s.enable_dpd = v;
-            }
-            if let Some(v) = req.enable_nat_traversal {
-                s.enable_nat_traversal = v;
-            }
-            if let Some(v) = &req.remote_ca_certificate {
-                s.remote_ca_certificate = v.clone();
-            }
-            s.ike = s.ike.merge(req.ike.as_deref(), &d)?;
-            s.ipsec = s.ipsec.merge(req.ipsec.as_deref(), &d)?;
-            s.bgp = s.bgp.merge(req.bgp.as_deref())?;
-        }
-        check_against_gateway(tx, &gw, &conn, key)?;
-        vpn_routes::remove_connection_routes(tx, account_id, &conn.id, true)?;
-        if conn.auto_config_route {
-            vpn_routes::add_connection_routes(tx, &conn, &app.config.quotas)?;
-        }
-        conn.state = ConnectionState::Updating;
-        conn.renegotiate |= conn.effect_immediately;
-        tx.update_as(&conn)?;
-        vpn_gateways::begin_update(tx, &mut gw, app.config.transition_delay)?;
-        let cgws = customer_gateways_of(tx, account_id, std::slice::from_ref(&conn))?;
-        let tags = tx.tags_of(VpnConnection::KIND, account_id, std::slice::from_ref(&conn.id))?;
-        conn.describe(key, &cgws, tags.get(&conn.id))
-    })
-    .await
-}
-
-pub async fn describe_one(ctx: Ctx) -> ApiResult<Body> {
-    let region = ctx.region()?;
-    let id = ctx.params.required("VpnConnectionId")?;
-    let key = &ctx.app.master_key;
-    ctx.store().read(|tx| {
-        let conn = find(tx, ctx.account_id, &region.id, &id)?;
-        let cgws = customer_gateways_of(tx, ctx.account_id, std::slice::from_ref(&conn))?;
-        let tags = tx.tags_of(VpnConnection::KIND, ctx.account_id, std::slice::from_ref(&conn.id))?;
-        conn.describe(key, &cgws, tags.get(&conn.id))
-    })
-}
-
-pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
-    let region = ctx.region()?;
-    let p = &ctx.params;
-    let page = p.page(50)?;
-    let cgw_filter = p.str("CustomerGatewayId");
-    let mut query = ListQuery {
-        kind: VpnConnection::KIND,
-        account_id: ctx.account_id,
-        region_id: Some(region.id),
-        ids: p.str("VpnConnectionId").into_iter().collect(),
-        parent_id: p.str("VpnGatewayId"),
-        tags: p.tags("Tag", 20)?,
-        ..Default::default()
-    };
-    let key = &ctx.app.master_key;
-    let (total, items) = ctx.store().read(|tx| {
-        query.refers_to = cgw_filter.as_deref().map(cgw_ref).into_iter().collect();
-        query.offset = page.offset();
-        query.limit = Some(page.size);
-        let (total, conns) = (tx.count(&query)?, tx.list_as::<VpnConnection>(&query)?);
-        let cgws = customer_gateways_of(tx, ctx.account_id, &conns)?;
-        let ids: Vec<String> = conns.iter().map(|c| c.id.clone()).collect();
-        let tags = tx.tags_of(VpnConnection::KIND, ctx.account_id, &ids)?;
-        let items = conns
-            .iter()
-            .map(|c| {
-                let mut v = c.describe(key, &cgws, tags.get(&c.id))?;
-                // The list names its items' tags `Tag` (DescribeVpnConnection says `Tags`),
-                // and that is what the SDKs' models read.
-                if let Some(t) = v.remove("Tags") {
-                    v.insert("Tag".into(), t);
-                }
-                Ok(Value::Object(v))
-            })
-            .collect::<ApiResult<Vec<_>>>()?;
-        Ok((total, items))
-    })?;
-    Ok(page_body(total, page, "VpnConnections", "VpnConnection", items))
-}
-
-/// The connection's configuration as the VPN gateway runs it: Local is the gateway, Remote the
-/// customer gateway, LocalSubnet the VPC side (the documented field meanings). Dual-tunnel
-/// connections list their tunnels under `TunnelsConfig`; BGP peerings go under `BgpConfigs`.
-pub async fn download_config(ctx: Ctx) -> ApiResult<Body> {
-    let region = ctx.region()?;
-    let id = ctx.params.required("VpnConnectionId")?;
-    let key = &ctx.app.master_key;
-    ctx.store().read(|tx| {
-        let conn = find(tx, ctx.account_id, &region.id, &id)?;
-        let mut tunnels = Vec::new();
-        let mut bgp = Vec::new();
-        for t in &conn.tunnels {
-            let cgw = customer_gateways::find(tx, ctx.account_id, &region.id, &t.spec.customer_gateway_id)?;
-            tunnels.push(json!({
-                "TunnelId": t.id,
-                "Local": t.internet_ip,
-                "Remote": cgw.ip_address,
-                "IkeConfig": t.spec.ike.wire(key)?,
-                "IpsecConfig": t.spec.ipsec.wire(),
-            }));
-            let b = &t.spec.bgp;
-            if b.enable_bgp {
-                bgp.push(json!({
-                    "TunnelId": t.id,
-                    "TunnelCidr": b.tunnel_cidr,
-                    "LocalBgpIp": b.local_bgp_ip,
-                    "PeerBgpIp": b.peer_bgp_ip(),
-                    "LocalAsn": b.local_asn,
-                    "PeerAsn": cgw.asn,
-                }));
-            }
-        }
-        let mut config = json!({ "LocalSubnet": conn.local_subnet, "RemoteSubnet": conn.remote_subnet });
-        if conn.dual_tunnel {
-            config["TunnelsConfig"] = json!({ "TunnelConfig": tunnels });
-        } else if let Some(Value::Object(t)) = tunnels.pop() {
-            for field in ["Local", "Remote", "IkeConfig", "IpsecConfig"] {
-                config[field] = t[field].clone();
-            }
-        }
-        if !bgp.is_empty() {
-            config["BgpConfigs"] = json!({ "BgpConfig": bgp });
-        }
-        let mut body = Body::new();
-        body.insert("VpnConnectionConfig".into(), config);
-        Ok(body)
-    })
-}
-
-pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
-    let region = ctx.region()?;
-    let id = ctx.params.required("VpnConnectionId")?;
-    let (account_id, delay) = (ctx.account_id, ctx.app.config.transition_delay);
-    ctx.write_once(move |tx| {
-        let mut conn = find(tx, account_id, &region.id, &id)?;
-        let mut gw = vpn_gateways::find(tx, account_id, &region.id, &conn.vpn_gateway_id, 404)?;
-        vpn_gateways::begin_update(tx, &mut gw, delay)?;
-        vpn_routes::remove_connection_routes(tx, account_id, &conn.id, false)?;
-        conn.state = ConnectionState::Deleting;
-        tx.update_as(&conn)?;
-        Ok(Body::new())
-    })
-    .await
-}
-
 /// The customer side's configuration for connection `id` of `account_id`: its strongSwan
 /// swanctl.conf, or with `bgp` its BGP daemon's (announcing `announce`; the connection's
 /// RemoteSubnet by default).
@@ -681,7 +634,9 @@ pub fn peer_config(
     id: &str,
     bgp: Option<(crate::peer_config::BgpDaemon, &[ipnet::Ipv4Net])>,
 ) -> ApiResult<String> {
-    let conn = tx.get_as::<VpnConnection>(account_id, id)?.ok_or_else(not_found)?;
+    let conn = tx
+        .get_as::<VpnConnection>(account_id, id)?
+        .ok_or_else(|| alibaba::error(ConnectionError::ConnectionNotFound))?;
     let mut peers = Vec::new();
     for t in &conn.tunnels {
         let cgw = customer_gateways::find(tx, account_id, &conn.region_id, &t.spec.customer_gateway_id)?;

@@ -74,6 +74,11 @@ pub struct Child {
     rekey_time: String,
     life_time: String,
     rand_time: String,
+    /// A volume limit, in bytes, when the API sets one (rekeying starts at 90 %, as for time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rekey_bytes: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    life_bytes: Option<String>,
     start_action: &'static str,
     dpd_action: &'static str,
     close_action: &'static str,
@@ -164,6 +169,8 @@ fn priority(t: &TunnelPlan) -> u32 {
 
 fn child(conn: &ConnectionPlan, t: &TunnelPlan, name: &str, local_ts: Vec<String>, remote_ts: Vec<String>) -> Child {
     let (rekey, _, rand) = lifetimes(t.ipsec_lifetime_s);
+    let life_bytes = u64::from(t.ipsec_lifetime_kb) * 1024;
+    let bytes = |b: u64| (life_bytes > 0).then(|| b.to_string());
     // Negotiate now (and again after a dead peer), or when traffic first matches (trap).
     let (start_action, dpd_action, close_action) =
         if conn.effect_immediately { ("none", "restart", "none") } else { ("trap", "trap", "trap") };
@@ -176,6 +183,8 @@ fn child(conn: &ConnectionPlan, t: &TunnelPlan, name: &str, local_ts: Vec<String
         rekey_time: rekey,
         life_time: seconds(u64::from(t.ipsec_lifetime_s.max(60))),
         rand_time: rand,
+        rekey_bytes: bytes(life_bytes * 9 / 10),
+        life_bytes: bytes(life_bytes),
         start_action,
         dpd_action,
         close_action,
@@ -289,6 +298,8 @@ pub fn server_conn(s: &IpsecServerPlan, local_ip: std::net::Ipv4Addr, force_enca
         rekey_time: child_rekey,
         life_time: seconds(u64::from(s.ipsec_lifetime_s.max(60))),
         rand_time: child_rand,
+        rekey_bytes: None,
+        life_bytes: None,
         start_action: "none",
         dpd_action: "clear",
         close_action: "none",
@@ -563,6 +574,19 @@ mod tests {
     fn lifetimes_end_at_the_apis_hard_lifetime() {
         assert_eq!(lifetimes(86400), ("77760s".into(), "8640s".into(), "4320s".into()));
         assert_eq!(lifetimes(0).0, "54s", "a lifetime below a minute is taken as one minute");
+    }
+
+    #[test]
+    fn a_volume_limit_becomes_life_bytes_with_rekeying_at_ninety_percent() {
+        let mut c = connection(None);
+        let t = c.tunnels[0].clone();
+        let plain = child(&c, &t, "a", vec![], vec![]);
+        assert_eq!((plain.life_bytes, plain.rekey_bytes), (None, None));
+        c.tunnels[0].ipsec_lifetime_kb = 10240;
+        let t = c.tunnels[0].clone();
+        let limited = child(&c, &t, "a", vec![], vec![]);
+        assert_eq!(limited.life_bytes.as_deref(), Some("10485760"));
+        assert_eq!(limited.rekey_bytes.as_deref(), Some("9437184"));
     }
 
     #[test]
