@@ -264,6 +264,23 @@ def test_a_gateway_applying_a_change_takes_no_other(tc_server, trusted_cert, roo
                      "VpnConnections", "VpnConnection")) == 1
 
 
+def test_tunnels_to_one_peer_share_ike_and_keep_their_selectors_apart(tc_server, trusted_cert, root, ali):
+    tc = Tencent(tc_server, root, tls=False)
+    gw, cgw, _ = gateway_and_peer(ali)
+    first = tc.call("AddVpnConnEx", add_params(gw, cgw, userGwCidrBlock=["10.2.0.0/16"]))
+    assert first["code"] == 0, first
+    settle(tc, ali, gw["VpnGatewayId"], first["data"]["taskId"])
+    inside = add_params(gw, cgw, userGwCidrBlock=["10.2.5.0/24"])
+    expect_tc_error(tc.call("AddVpnConnEx", inside), 4000, "VpnConn.SpdAclConflict")
+    other_key = add_params(gw, cgw, preSharedKey="another key", userGwCidrBlock=["10.3.0.0/16"])
+    expect_tc_error(tc.call("AddVpnConnEx", other_key), 4000, "VpnConn.IKESetConflict")
+    other_ike = add_params(gw, cgw, userGwCidrBlock=["10.3.0.0/16"], IKESet={"propoEncryAlgorithm": "aes-cbc-128"})
+    expect_tc_error(tc.call("AddVpnConnEx", other_ike), 4000, "VpnConn.IKESetConflict")
+    apart = tc.call("AddVpnConnEx", add_params(gw, cgw, userGwCidrBlock=["10.3.0.0/16"]))
+    assert apart["code"] == 0, apart
+    settle(tc, ali, gw["VpnGatewayId"], apart["data"]["taskId"])
+
+
 def test_the_wire_itself_answers_in_the_envelope(tc_server):
     """Other methods, a body over the limit: still HTTP 200 and the envelope, never a bare error."""
     conn = http.client.HTTPConnection("127.0.0.1", tc_server.port, timeout=10)

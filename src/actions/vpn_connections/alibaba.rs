@@ -53,6 +53,31 @@ pub fn error(e: ConnectionError) -> ApiError {
             "TunnelOptionsSpecification",
             "this VPN gateway takes single-tunnel connections (it has no disaster-recovery address)",
         ),
+        ConnectionError::CustomerGatewayIsGateway => ApiError::bad_request(
+            "CustomerGateway.ConflictVpnIp",
+            "The customer gateway associated with the IPSec connection should not have the same IP address as the VPN gateway.",
+        ),
+        ConnectionError::MissingPeerCertificate => ApiError::missing_parameter("RemoteCaCertificate"),
+        ConnectionError::PeerCertificateNotTaken => ApiError::invalid_parameter(
+            "RemoteCaCertificate",
+            "only national-standard (NationalStandard) VPN gateways take a peer CA certificate",
+        ),
+        ConnectionError::CustomerGatewayWithoutAsn => ApiError::bad_request(
+            "MissingParam.CustomerGatewayAsn",
+            "Asn of customer gateway is mandatory when BGP is enabled.",
+        ),
+        ConnectionError::TunnelCidrTaken(cidr) => ApiError::bad_request(
+            "IllegalParam.TunnelCidr",
+            format!("The specified TunnelCidr {cidr} is already used on this VPN gateway."),
+        ),
+        ConnectionError::DifferentIkeConfigs => ApiError::bad_request(
+            "VpnConnectionParamInvalid.SameVpnAndCgwDifferentIkeConfigs",
+            "IPSec connections associated with the same user gateway and VPN gateway should have the same IKE configurations.",
+        ),
+        ConnectionError::SelectorsOverlap => ApiError::bad_request(
+            "VpnConnectionParamInvalid.SameVpnAndCgwTrafficSelectorOverlap",
+            "Traffic selectors of IPSec connections associated with the same user gateway and VPN gateway should not overlap.",
+        ),
         ConnectionError::DryRunPassed => {
             ApiError::bad_request("DryRunOperation", "Request validation has been passed with DryRun flag set.")
         }

@@ -151,10 +151,24 @@ pub enum ConnectionError {
     TakesDualTunnel(&'static str),
     /// Tunnel options for a gateway that takes single-tunnel connections.
     TakesSingleTunnel,
+    /// The customer gateway's address is one of the gateway's.
+    CustomerGatewayIsGateway,
+    /// A national-standard gateway's tunnel without the peer's CA certificate.
+    MissingPeerCertificate,
+    /// A peer CA certificate for a gateway that is not national-standard.
+    PeerCertificateNotTaken,
+    /// BGP with a customer gateway that has no ASN.
+    CustomerGatewayWithoutAsn,
+    /// The BGP tunnel CIDR (named) is another tunnel's on this gateway.
+    TunnelCidrTaken(String),
+    /// Connections between one gateway and one customer gateway share one IKE configuration.
+    DifferentIkeConfigs,
+    /// Connections between one gateway and one customer gateway keep their selectors apart.
+    SelectorsOverlap,
     /// DryRun: every check passed, nothing was changed.
     DryRunPassed,
-    /// A rule shared with other families, already in the service's codes: the IKE, IPsec, BGP
-    /// and health-check settings, the cross-resource rules, routes, the store.
+    /// A rule of another family, already in the service's codes: the IKE, IPsec, BGP and
+    /// health-check settings, the IPsec server, certificates, SSL-VPN and routes, the store.
     Rule(ApiError),
 }
 

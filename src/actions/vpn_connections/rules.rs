@@ -4,10 +4,11 @@
 
 use ipnet::Ipv4Net;
 
-use super::{Tunnel, VpnConnection};
+use super::{ConnectionError, ConnectionResult, Tunnel, VpnConnection};
+use crate::actions::customer_gateways::CustomerGateway;
 use crate::actions::ipsec::{self, TunnelSpec};
 use crate::actions::vpn_gateways::VpnGateway;
-use crate::actions::{certificates, customer_gateways, ipsec_server, ssl_vpn};
+use crate::actions::{certificates, ipsec_server, ssl_vpn};
 use crate::api::error::{ApiError, ApiResult};
 use crate::secret::MasterKey;
 use crate::store::{ListQuery, Resource, Tx, TxExt};
@@ -91,14 +92,11 @@ pub(super) fn check_connection_name(name: &str) -> ApiResult<()> {
 }
 
 /// National-standard gateways need the peer's CA certificate; standard ones take none.
-fn check_certificate(gw: &VpnGateway, spec: &TunnelSpec) -> ApiResult<()> {
+fn check_certificate(gw: &VpnGateway, spec: &TunnelSpec) -> ConnectionResult<()> {
     let national = gw.vpn_type == "NationalStandard";
     match (national, spec.remote_ca_certificate.is_empty()) {
-        (true, true) => Err(ApiError::missing_parameter("RemoteCaCertificate")),
-        (false, false) => Err(ApiError::invalid_parameter(
-            "RemoteCaCertificate",
-            "only national-standard (NationalStandard) VPN gateways take a peer CA certificate",
-        )),
+        (true, true) => Err(ConnectionError::MissingPeerCertificate),
+        (false, false) => Err(ConnectionError::PeerCertificateNotTaken),
         _ => Ok(()),
     }
 }
@@ -112,7 +110,7 @@ pub(super) fn check_against_gateway(
     gw: &VpnGateway,
     conn: &VpnConnection,
     key: &MasterKey,
-) -> ApiResult<()> {
+) -> ConnectionResult<()> {
     // The other connections of this gateway that refer to any of `refs` (at most `limit`).
     let others = |refs: Vec<String>, limit: Option<u64>| -> ApiResult<Vec<VpnConnection>> {
         let q = ListQuery {
@@ -134,29 +132,22 @@ pub(super) fn check_against_gateway(
         }
     }
     for t in &conn.tunnels {
-        let cgw = customer_gateways::find(tx, gw.account_id, &gw.region_id, &t.spec.customer_gateway_id)?;
+        let cgw = tx
+            .get_in::<CustomerGateway>(gw.account_id, &gw.region_id, &t.spec.customer_gateway_id)?
+            .ok_or(ConnectionError::CustomerGatewayNotFound)?;
         if cgw.ip_address == t.internet_ip || cgw.ip_address == gw.internet_ip {
-            return Err(ApiError::bad_request(
-                "CustomerGateway.ConflictVpnIp",
-                "The customer gateway associated with the IPSec connection should not have the same IP address as the VPN gateway.",
-            ));
+            return Err(ConnectionError::CustomerGatewayIsGateway);
         }
         check_certificate(gw, &t.spec)?;
         if t.spec.bgp.enable_bgp {
             if cgw.asn.is_none() {
-                return Err(ApiError::bad_request(
-                    "MissingParam.CustomerGatewayAsn",
-                    "Asn of customer gateway is mandatory when BGP is enabled.",
-                ));
+                return Err(ConnectionError::CustomerGatewayWithoutAsn);
             }
             let same_cidr = |o: &Tunnel| o.spec.bgp.enable_bgp && o.spec.bgp.tunnel_cidr == t.spec.bgp.tunnel_cidr;
             let cidr_taken = !others(vec![bgp_ref(&gw.id, &t.spec.bgp.tunnel_cidr)], Some(1))?.is_empty()
                 || conn.tunnels.iter().filter(|o| o.id != t.id).any(same_cidr);
             if cidr_taken {
-                return Err(ApiError::bad_request(
-                    "IllegalParam.TunnelCidr",
-                    format!("The specified TunnelCidr {} is already used on this VPN gateway.", t.spec.bgp.tunnel_cidr),
-                ));
+                return Err(ConnectionError::TunnelCidrTaken(t.spec.bgp.tunnel_cidr.clone()));
             }
         }
         // Connections of one pair share one IKE configuration, so one of them speaks for all.
@@ -164,10 +155,7 @@ pub(super) fn check_against_gateway(
         for other in &others(vec![peer_ref(&gw.id, cgw_id)], Some(1))? {
             for ot in other.tunnels.iter().filter(|ot| &ot.spec.customer_gateway_id == cgw_id) {
                 if !ipsec::same_ike(&ot.spec.ike, &t.spec.ike, key)? {
-                    return Err(ApiError::bad_request(
-                        "VpnConnectionParamInvalid.SameVpnAndCgwDifferentIkeConfigs",
-                        "IPSec connections associated with the same user gateway and VPN gateway should have the same IKE configurations.",
-                    ));
+                    return Err(ConnectionError::DifferentIkeConfigs);
                 }
             }
         }
@@ -181,10 +169,7 @@ pub(super) fn check_against_gateway(
             if ipsec::subnets_overlap(&other.local_subnets(), &conn.local_subnets())
                 && ipsec::subnets_overlap(&other.remote_subnets(), &remote)
             {
-                return Err(ApiError::bad_request(
-                    "VpnConnectionParamInvalid.SameVpnAndCgwTrafficSelectorOverlap",
-                    "Traffic selectors of IPSec connections associated with the same user gateway and VPN gateway should not overlap.",
-                ));
+                return Err(ConnectionError::SelectorsOverlap);
             }
         }
     }
@@ -195,12 +180,12 @@ pub(super) fn check_against_gateway(
 mod tests {
     use super::*;
     use crate::actions::test_support::{connection, key, spec, world};
-    use crate::actions::vpn_connections::normalize_subnets;
+    use crate::actions::vpn_connections::{alibaba, normalize_subnets};
     use crate::store::{Store, TxExt};
     use std::sync::Arc;
 
     fn check(store: &Arc<dyn Store>, gw: &VpnGateway, c: &VpnConnection) -> Result<(), String> {
-        store.read(|tx| check_against_gateway(tx, gw, c, &key())).map_err(|e| e.code)
+        store.read(|tx| Ok(check_against_gateway(tx, gw, c, &key()))).unwrap().map_err(|e| alibaba::error(e).code)
     }
 
     #[tokio::test]

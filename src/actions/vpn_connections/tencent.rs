@@ -120,6 +120,32 @@ pub fn error(e: ConnectionError) -> TencentError {
             "UnsupportedOperation.DualTunnelVpnGw",
             "This VPN gateway takes dual-tunnel connections, which AddVpnConnEx cannot describe.",
         ),
+        ConnectionError::CustomerGatewayIsGateway => TencentError::new(
+            Common::InvalidParameter,
+            "InvalidUserGw.SameAddressAsVpnGw",
+            "The peer gateway's address is the VPN gateway's own.",
+        ),
+        ConnectionError::MissingPeerCertificate | ConnectionError::PeerCertificateNotTaken => TencentError::new(
+            Common::InvalidParameter,
+            "UnsupportedOperation.NationalStandardVpnGw",
+            "This VPN gateway needs the peer's CA certificate, which AddVpnConnEx cannot give.",
+        ),
+        ConnectionError::CustomerGatewayWithoutAsn | ConnectionError::TunnelCidrTaken(_) => TencentError::new(
+            Common::InvalidParameter,
+            "InvalidParameter",
+            "The tunnel's BGP settings do not fit the VPN gateway.",
+        ),
+        ConnectionError::DifferentIkeConfigs => TencentError::new(
+            Common::InvalidParameter,
+            "VpnConn.IKESetConflict",
+            "Tunnels between the same VPN gateway and peer gateway share one IKE configuration (IKESet and \
+             preSharedKey): this one differs.",
+        ),
+        ConnectionError::SelectorsOverlap => TencentError::new(
+            Common::InvalidParameter,
+            "VpnConn.SpdAclConflict",
+            "The tunnel's CIDR blocks overlap another tunnel's between the same VPN gateway and peer gateway.",
+        ),
         ConnectionError::DryRunPassed => {
             TencentError::new(Common::InvalidParameter, "DryRunOperation", "The request would have succeeded.")
         }
