@@ -158,22 +158,22 @@ fn coverage() -> Body {
     body(json!({"TotalCount": actions.len(), "Actions": actions}))
 }
 
-/// `Account` (a name), if given: its id and name.
-fn optional_account(app: &App, p: &Params) -> ApiResult<Option<(i64, String)>> {
-    let Some(name) = p.str("Account") else { return Ok(None) };
-    let account = app.store.read(|tx| tx.account_by_name(&name))?;
+/// The account named `name`: its id and name.
+fn find_account(app: &App, name: &str) -> ApiResult<(i64, String)> {
+    let account = app.store.read(|tx| tx.account_by_name(name))?;
     let account = account
         .ok_or_else(|| ApiError::not_found("Account.NotFound", format!("The account {name:?} does not exist.")))?;
-    Ok(Some((account.id, account.name)))
+    Ok((account.id, account.name))
+}
+
+/// `Account`, if given (none: every account).
+fn optional_account(app: &App, p: &Params) -> ApiResult<Option<(i64, String)>> {
+    p.get("Account").map(|name| find_account(app, name)).transpose()
 }
 
 /// `Account`, the root account when not given.
 fn account(app: &App, p: &Params) -> ApiResult<(i64, String)> {
-    if p.get("Account").is_some() {
-        return optional_account(app, p).map(|a| a.expect("given"));
-    }
-    let p = Params::from_pairs([("Account", ROOT_ACCOUNT)]);
-    optional_account(app, &p).map(|a| a.expect("given"))
+    find_account(app, p.get("Account").unwrap_or(ROOT_ACCOUNT))
 }
 
 /// Drops every resource of one account (or of all) in one transaction, with their pending
