@@ -290,3 +290,39 @@ fn set_forced(
     tx.add_task(account_id, VpnConnection::KIND, &conn.id, RESYNC_TASK, now_ms())?;
     Ok(conn)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::test_support::{connection, spec, world};
+
+    #[tokio::test]
+    async fn a_forced_status_is_stored_on_the_tunnels_and_queued_for_the_data_plane() {
+        let (store, _gw, dir) = world().await;
+        let conn = connection("vco-1", spec("cgw-1", None, None), "10.0.0.0/24", "192.168.0.0/24");
+        store.write(move |tx| tx.insert_as(&conn)).await.unwrap();
+        let up = Some(TunnelStatus::IpsecSaEstablished);
+        let conn = store.write(move |tx| set_forced(tx, 1, "vco-1", None, up)).await.unwrap();
+        assert_eq!(conn.tunnels[0].forced, up);
+        let stored = store.read(|tx| tx.get_as::<VpnConnection>(1, "vco-1")).unwrap().unwrap();
+        assert_eq!(stored.tunnels[0].forced, up);
+        let tasks = store.read(|tx| tx.due_tasks(now_ms(), 10)).unwrap();
+        assert_eq!((tasks[0].kind.as_str(), tasks[0].op.as_str()), (VpnConnection::KIND, RESYNC_TASK));
+        // Clearing, one tunnel by its id; unknown tunnels and other accounts' connections are refused.
+        let conn = store.write(|tx| set_forced(tx, 1, "vco-1", Some("tun-vco-1"), None)).await.unwrap();
+        assert_eq!(conn.tunnels[0].forced, None);
+        let e = store.write(move |tx| set_forced(tx, 1, "vco-1", Some("tun-x"), up)).await.unwrap_err();
+        assert_eq!((e.status, e.code.as_str()), (404, "InvalidTunnelId.NotFound"));
+        let e = store.write(move |tx| set_forced(tx, 2, "vco-1", None, up)).await.unwrap_err();
+        assert_eq!(e.code, "InvalidVpnConnectionInstanceId.NotFound");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn operations_and_forced_statuses_have_one_wire_name_each() {
+        assert_eq!(Operation::from_wire("add-fault"), Some(Operation::AddFault));
+        assert!(Operation::Health.open() && Operation::Version.open() && !Operation::Reset.open());
+        assert_eq!(ForcedStatus::Down.tunnel_status(), Some(TunnelStatus::IkeSaNotEstablished));
+        assert_eq!(ForcedStatus::Clear.tunnel_status(), None);
+    }
+}
