@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproducible benchmark (not a test): starts a release server on loopback with a fresh data
 # directory, seeds it, and drives it with `gatehouse-bench`. Results go to stdout; BENCHMARKS.md
-# records them. Usage: scripts/bench.sh [seconds-per-run] [all|ssl|idle]  (ssl, idle: only that part)
+# records them. Usage: scripts/bench.sh [seconds-per-run] [all|ssl|idle|https]  (ssl, idle, https: only
+# that part)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -10,10 +11,16 @@ cargo build --release --bins --quiet
 bin=target/release
 data=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
+tls_port=$((port + 1))
 export ALIBABA_CLOUD_ACCESS_KEY_ID=LTAIbenchmarkKey0000000 ALIBABA_CLOUD_ACCESS_KEY_SECRET=benchmarkSecret0123456789abcd
 export GATEHOUSE_ROOT_ACCESS_KEY_ID=$ALIBABA_CLOUD_ACCESS_KEY_ID GATEHOUSE_ROOT_ACCESS_KEY_SECRET=$ALIBABA_CLOUD_ACCESS_KEY_SECRET
 endpoint="http://127.0.0.1:$port"
 bench() { "$bin/gatehouse-bench" --endpoint "$endpoint" --param RegionId=cn-hangzhou "$@"; }
+# The same over HTTPS, trusting the certificate the server generated into its data directory.
+bench_tls() {
+  "$bin/gatehouse-bench" --endpoint "https://127.0.0.1:$tls_port" --ca-cert "$data/tls/cert.pem" \
+    --param RegionId=cn-hangzhou "$@"
+}
 # Lookups: runs Python code ($1; the other arguments are sys.argv[3:]) in which api(Action, **params)
 # sends one signed GET and returns the JSON answer, and items(Action, Item, **params) pages through a
 # list (`<Item>s.<Item>`).
@@ -42,7 +49,7 @@ PY
 
 # Start to first answered request: launch, then send signed requests until one succeeds.
 start_ns=$(date +%s%N)
-"$bin/gatehouse" serve --listen "127.0.0.1:$port" --data-dir "$data" --transition-delay-ms 0 \
+"$bin/gatehouse" serve --listen "127.0.0.1:$port" --tls-listen "127.0.0.1:$tls_port" --data-dir "$data" --transition-delay-ms 0 \
   --quota-vpn-gateways 20000 --quota-customer-gateways 1000000 --quota-vpn-connections 100000 >"$data/server.log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$data"' EXIT
@@ -127,6 +134,17 @@ PY
     echo "== DescribeVpnGateway ($gw) beside $(grep -o 'holding [0-9]*' "$data/idle.out" | cut -d' ' -f2) idle connections ($round)"
     bench --action DescribeVpnGateway --param "VpnGatewayId=$gw" --duration "${secs}s" --connections 8
     kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null || true
+  done
+fi
+
+# Signed reads over HTTPS (keep-alive: one handshake per connection) beside plain HTTP, alternated.
+if [ "$part" = all ] || [ "$part" = https ]; then
+  py 'for _ in range(10): api("CreateVpnGateway", VpcId="vpc-bench-tls", Bandwidth=10)'
+  for round in 1 2; do
+    echo "== DescribeVpnGateways (first page of 10), plain HTTP ($round)"
+    bench --action DescribeVpnGateways --param PageSize=10 --duration "${secs}s" --connections 8
+    echo "== DescribeVpnGateways (first page of 10), HTTPS ($round)"
+    bench_tls --action DescribeVpnGateways --param PageSize=10 --duration "${secs}s" --connections 8
   done
 fi
 

@@ -2,6 +2,7 @@
 //! (`--tls-cert`/`--tls-key`, PEM) or one Gatehouse generates once into `<data-dir>/tls/`
 //! (ECDSA P-256, self-signed, for `localhost`, 127.0.0.1 and the listening address) and reuses
 //! after; clients trust it like any private CA (its path and SHA-256 fingerprint are printed).
+//! `connector` is the client side (the benchmark): trusting such a certificate.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use anyhow::Context;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// The certificate in use: where it is and its fingerprint.
 pub struct Identity {
@@ -53,6 +54,21 @@ pub fn identity(
         .context("the TLS certificate and key do not go together")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Identity { cert_path, fingerprint, acceptor: TlsAcceptor::from(Arc::new(config)) })
+}
+
+/// A TLS client that trusts the certificates in `ca` (PEM) and nothing else.
+pub fn connector(ca: &Path) -> anyhow::Result<TlsConnector> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).with_context(|| format!("reading {}", ca.display()))? {
+        roots.add(cert.with_context(|| format!("parsing {}", ca.display()))?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 /// `<data_dir>/tls/{cert,key}.pem`, made now if they are not there yet.

@@ -78,12 +78,15 @@ impl HttpMethod {
 #[command(
     name = "gatehouse-bench",
     version,
-    about = "Load generator for a running gatehouse server (signed RPC-v1 requests over keep-alive HTTP/1.1)"
+    about = "Load generator for a running gatehouse server (signed RPC-v1 requests over keep-alive HTTP/1.1 or HTTPS)"
 )]
 struct Args {
-    /// Server base URL (plain http only).
+    /// Server base URL: http://… or https://… (with --ca-cert).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     endpoint: String,
+    /// For an https endpoint: the PEM certificate(s) to trust (serve prints the generated one's path).
+    #[arg(long)]
+    ca_cert: Option<std::path::PathBuf>,
     #[arg(long, env = "ALIBABA_CLOUD_ACCESS_KEY_ID")]
     access_key_id: String,
     #[arg(long, env = "ALIBABA_CLOUD_ACCESS_KEY_SECRET", hide_env_values = true)]
@@ -440,6 +443,8 @@ impl Summary {
 struct Target {
     /// `host:port` to connect to.
     addr: String,
+    /// The name the server's certificate must carry, for an https endpoint.
+    tls_name: Option<rustls_pki_types::ServerName<'static>>,
     /// `Host` header value (the endpoint's authority, as written).
     host: HeaderValue,
     path: String,
@@ -447,20 +452,28 @@ struct Target {
 
 fn parse_endpoint(endpoint: &str) -> Result<Target, String> {
     let uri: Uri = endpoint.parse().map_err(|e| format!("invalid --endpoint {endpoint:?}: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some(other) => return Err(format!("--endpoint scheme {other:?} is not supported (plain http only)")),
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        Some(other) => return Err(format!("--endpoint scheme {other:?} is not supported (http or https)")),
         None => return Err(format!("--endpoint {endpoint:?} needs a scheme, e.g. http://127.0.0.1:8080")),
-    }
+    };
     let authority = uri.authority().ok_or_else(|| format!("--endpoint {endpoint:?} has no host"))?;
-    let port = authority.port_u16().unwrap_or(80);
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let tls_name = match https {
+        true => Some(
+            rustls_pki_types::ServerName::try_from(authority.host().to_string())
+                .map_err(|e| format!("--endpoint host {:?}: {e}", authority.host()))?,
+        ),
+        false => None,
+    };
     let addr = format!("{}:{port}", authority.host());
     let host = HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?;
     let path = match uri.path() {
         "" => "/".to_owned(),
         p => p.to_owned(),
     };
-    Ok(Target { addr, host, path })
+    Ok(Target { addr, tls_name, host, path })
 }
 
 struct Shared {
@@ -468,6 +481,8 @@ struct Shared {
     /// `--wait-active`: the poll, and the number of connections the requests are strided over.
     poll: Option<(Plan, u64)>,
     target: Target,
+    /// For an https endpoint: the client trusting --ca-cert.
+    tls: Option<tokio_rustls::TlsConnector>,
     counter: AtomicU64,
     counter_start: u64,
     max_requests: Option<u64>,
@@ -584,12 +599,22 @@ impl Link {
                 .await
                 .map_err(|e| format!("connect {}: {e}", shared.target.addr))?;
             let _ = stream.set_nodelay(true);
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| format!("handshake: {e}"))?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+            let handshake = |e| format!("handshake: {e}");
+            let sender = match (&shared.tls, &shared.target.tls_name) {
+                (Some(tls), Some(name)) => {
+                    let stream = tls.connect(name.clone(), stream).await.map_err(|e| format!("TLS: {e}"))?;
+                    let (sender, conn) =
+                        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(handshake)?;
+                    tokio::spawn(conn);
+                    sender
+                }
+                _ => {
+                    let (sender, conn) =
+                        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(handshake)?;
+                    tokio::spawn(conn);
+                    sender
+                }
+            };
             Ok::<_, String>(sender)
         };
         match connected.await {
@@ -743,6 +768,11 @@ fn user_params(args: &Args) -> Result<Vec<(String, Value)>, String> {
 
 async fn run(args: Args) -> Result<i32, String> {
     let target = parse_endpoint(&args.endpoint)?;
+    let tls = match (&target.tls_name, &args.ca_cert) {
+        (Some(_), Some(ca)) => Some(gatehouse::api::tls::connector(ca).map_err(|e| format!("--ca-cert: {e:#}"))?),
+        (Some(_), None) => return Err("an https --endpoint needs --ca-cert".into()),
+        (None, _) => None,
+    };
     if args.requests == Some(0) {
         return Err("--requests must be at least 1".into());
     }
@@ -761,6 +791,7 @@ async fn run(args: Args) -> Result<i32, String> {
         plan,
         poll,
         target,
+        tls,
         counter: AtomicU64::new(0),
         counter_start: args.counter_start,
         max_requests: args.requests,
@@ -954,7 +985,10 @@ mod tests {
         );
         let t = parse_endpoint("http://localhost").unwrap();
         assert_eq!(t.addr, "localhost:80");
-        assert!(parse_endpoint("https://127.0.0.1:8443").is_err());
+        let t = parse_endpoint("https://127.0.0.1:8443").unwrap();
+        assert_eq!(t.addr, "127.0.0.1:8443");
+        assert!(t.tls_name.is_some());
+        assert!(parse_endpoint("ftp://127.0.0.1").is_err());
         assert!(parse_endpoint("127.0.0.1:8080").is_err());
     }
 

@@ -180,6 +180,12 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
         (None, None) => form(&params),
         _ => anyhow::bail!("give both --access-key-id and --access-key-secret, or neither"),
     };
+    if !args.endpoint.starts_with("http://") {
+        anyhow::bail!(
+            "--endpoint {:?}: gatehouse ctl speaks plain HTTP (http://HOST:PORT, serve's --listen)",
+            args.endpoint
+        );
+    }
     let url = format!("{}/_gatehouse/{}", args.endpoint.trim_end_matches('/'), op.wire());
     let request = hyper::Request::post(&url)
         .header(hyper::header::CONTENT_TYPE, "application/x-www-form-urlencoded")

@@ -161,22 +161,22 @@ fn coverage() -> Body {
     body(json!({"TotalCount": actions.len(), "Actions": actions}))
 }
 
-/// `Account` (a name), if given: its id and name.
-fn optional_account(app: &App, p: &Params) -> ApiResult<Option<(i64, String)>> {
-    let Some(name) = p.str("Account") else { return Ok(None) };
-    let account = app.store.read(|tx| tx.account_by_name(&name))?;
+/// The account named `name`: its id and name.
+fn find_account(app: &App, name: &str) -> ApiResult<(i64, String)> {
+    let account = app.store.read(|tx| tx.account_by_name(name))?;
     let account = account
         .ok_or_else(|| ApiError::not_found("Account.NotFound", format!("The account {name:?} does not exist.")))?;
-    Ok(Some((account.id, account.name)))
+    Ok((account.id, account.name))
+}
+
+/// `Account`, if given (none: every account).
+fn optional_account(app: &App, p: &Params) -> ApiResult<Option<(i64, String)>> {
+    p.get("Account").map(|name| find_account(app, name)).transpose()
 }
 
 /// `Account`, the root account when not given.
 fn account(app: &App, p: &Params) -> ApiResult<(i64, String)> {
-    if p.get("Account").is_some() {
-        return optional_account(app, p).map(|a| a.expect("given"));
-    }
-    let p = Params::from_pairs([("Account", ROOT_ACCOUNT)]);
-    optional_account(app, &p).map(|a| a.expect("given"))
+    find_account(app, p.get("Account").unwrap_or(ROOT_ACCOUNT))
 }
 
 /// Drops every resource of one account (or of all) in one transaction, with their pending
@@ -294,4 +294,40 @@ fn set_forced(
     tx.update_as(&conn)?;
     tx.add_task(account_id, VpnConnection::KIND, &conn.id, RESYNC_TASK, now_ms())?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::test_support::{connection, spec, world};
+
+    #[tokio::test]
+    async fn a_forced_status_is_stored_on_the_tunnels_and_queued_for_the_data_plane() {
+        let (store, _gw, dir) = world().await;
+        let conn = connection("vco-1", spec("cgw-1", None, None), "10.0.0.0/24", "192.168.0.0/24");
+        store.write(move |tx| tx.insert_as(&conn)).await.unwrap();
+        let up = Some(TunnelStatus::IpsecSaEstablished);
+        let conn = store.write(move |tx| set_forced(tx, 1, "vco-1", None, up)).await.unwrap();
+        assert_eq!(conn.tunnels[0].forced, up);
+        let stored = store.read(|tx| tx.get_as::<VpnConnection>(1, "vco-1")).unwrap().unwrap();
+        assert_eq!(stored.tunnels[0].forced, up);
+        let tasks = store.read(|tx| tx.due_tasks(now_ms(), 10)).unwrap();
+        assert_eq!((tasks[0].kind.as_str(), tasks[0].op.as_str()), (VpnConnection::KIND, RESYNC_TASK));
+        // Clearing, one tunnel by its id; unknown tunnels and other accounts' connections are refused.
+        let conn = store.write(|tx| set_forced(tx, 1, "vco-1", Some("tun-vco-1"), None)).await.unwrap();
+        assert_eq!(conn.tunnels[0].forced, None);
+        let e = store.write(move |tx| set_forced(tx, 1, "vco-1", Some("tun-x"), up)).await.unwrap_err();
+        assert_eq!((e.status, e.code.as_str()), (404, "InvalidTunnelId.NotFound"));
+        let e = store.write(move |tx| set_forced(tx, 2, "vco-1", None, up)).await.unwrap_err();
+        assert_eq!(e.code, "InvalidVpnConnectionInstanceId.NotFound");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn operations_and_forced_statuses_have_one_wire_name_each() {
+        assert_eq!(Operation::from_wire("add-fault"), Some(Operation::AddFault));
+        assert!(Operation::Health.open() && Operation::Version.open() && !Operation::Reset.open());
+        assert_eq!(ForcedStatus::Down.tunnel_status(), Some(TunnelStatus::IkeSaNotEstablished));
+        assert_eq!(ForcedStatus::Clear.tunnel_status(), None);
+    }
 }

@@ -279,6 +279,19 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_forced_status_wins_over_the_rules() {
+        let mut c = connection(bgp(Some(65001)));
+        c.effect_immediately = true;
+        c.tunnels[0].forced = Some(TunnelStatus::IkeSaNotEstablished);
+        let r = negotiate(&c);
+        assert_eq!(statuses(&r), vec![(TunnelStatus::IkeSaNotEstablished, BgpStatus::Failed)]);
+        assert!(r.learned_routes.is_empty(), "no BGP over a tunnel forced down");
+        c.effect_immediately = false;
+        c.tunnels[0].forced = Some(TunnelStatus::IpsecSaEstablished);
+        assert_eq!(statuses(&negotiate(&c)), vec![(TunnelStatus::IpsecSaEstablished, BgpStatus::Success)]);
+    }
+
+    #[test]
     fn bgp_needs_an_established_tunnel_and_a_peer_asn_then_learns_the_remote_subnet() {
         let mut c = connection(bgp(Some(65001)));
         assert_eq!(negotiate(&c).tunnels[0].bgp_status, BgpStatus::Failed);

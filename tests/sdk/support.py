@@ -501,16 +501,16 @@ def rpc_v1_sign(method: str, params: dict[str, str], secret: str) -> str:
 
 
 def acs3_canonical_request(method: str, query: dict[str, str], headers: dict[str, str],
-                           signed_headers: list[str], body: bytes) -> str:
+                           signed_headers: list[str], body: bytes, path: str = "/") -> str:
     cq = "&".join(sorted(f"{pct(k)}={pct(v)}" for k, v in query.items()))
     lower = {k.lower(): v for k, v in headers.items()}
     ch = "".join(f"{h}:{str(lower[h]).strip()}\n" for h in signed_headers)
-    return "\n".join([method.upper(), "/", cq, ch, ";".join(signed_headers), hashlib.sha256(body).hexdigest()])
+    return "\n".join([method.upper(), path, cq, ch, ";".join(signed_headers), hashlib.sha256(body).hexdigest()])
 
 
 def acs3_sign(method: str, query: dict[str, str], headers: dict[str, str], signed_headers: list[str],
-              body: bytes, secret: str) -> str:
-    cr = acs3_canonical_request(method, query, headers, signed_headers, body)
+              body: bytes, secret: str, path: str = "/") -> str:
+    cr = acs3_canonical_request(method, query, headers, signed_headers, body, path)
     sts = "ACS3-HMAC-SHA256\n" + hashlib.sha256(cr.encode()).hexdigest()
     return hmac.new(secret.encode(), sts.encode(), hashlib.sha256).hexdigest()
 
@@ -670,10 +670,13 @@ class RawClient:
              date: str | None = None, nonce: str | None = None, secret: str | None = None, ak: str | None = None,
              version: str = VERSION, body_params: dict | None = None, content_sha256: str | None = None,
              conn: http.client.HTTPConnection | None = None, chunked: bool = False,
-             wire_body: bytes | None = None, signed_extra: dict[str, str] | None = None) -> RawResponse:
+             wire_body: bytes | None = None, signed_extra: dict[str, str] | None = None,
+             path: str = "/", signed_path: str | None = None) -> RawResponse:
         """Signed ACS3-HMAC-SHA256 request (what both Tea SDKs send by default).
 
         wire_body: send these bytes instead of the signed body (tamper test).
+        path: where it goes (the control API's `/_gatehouse/<operation>`); signed_path: the
+        canonical URI signed, when not `path` (tamper test).
         """
         q = {}
         if region == "default":
@@ -695,11 +698,11 @@ class RawClient:
             headers["content-type"] = "application/x-www-form-urlencoded"
         headers.update(signed_extra or {})
         signed = sorted(headers)
-        sig = acs3_sign(method, q, headers, signed, body, secret or self.secret)
+        sig = acs3_sign(method, q, headers, signed, body, secret or self.secret, signed_path or path)
         headers["Authorization"] = (
             f"ACS3-HMAC-SHA256 Credential={ak or self.ak},SignedHeaders={';'.join(signed)},Signature={sig}"
         )
-        target = "/" + ("?" + _encode(q) if q else "")
+        target = path + ("?" + _encode(q) if q else "")
         send_headers = {k: v for k, v in headers.items() if k != "host"}
         if wire_body is not None:
             body = wire_body

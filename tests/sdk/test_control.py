@@ -98,6 +98,15 @@ def test_the_control_api_is_refused_to_unsigned_and_non_root_callers(srv):
     support.check_error_body(r, 404, "InvalidAction.NotFound")
 
 
+def test_acs3_signs_the_control_path(srv):
+    raw = support.RawClient(srv.endpoint)
+    r = raw.acs3("coverage", region=None, path="/_gatehouse/coverage")
+    assert r.status == 200 and r.json()["TotalCount"] > 40, r
+    # ACS3 signs the path: a signature made for the cloud API's `/` does not open the control API.
+    r = raw.acs3("coverage", region=None, path="/_gatehouse/coverage", signed_path="/")
+    support.check_error_body(r, 400, "SignatureDoesNotMatch")
+
+
 def test_an_open_control_api_takes_unsigned_calls(server_factory):
     s = server_factory(["--control-api", "open"])
     assert ControlClient(s.endpoint, creds=None).call("reset")["Dropped"] == {}
@@ -153,6 +162,16 @@ def test_reset_drops_one_accounts_resources_and_leaves_the_others(srv, ctl, team
     assert create_gateway(mine, **token)["VpnGatewayId"] != first
 
 
+def test_reset_without_an_account_drops_every_accounts_resources(srv, ctl, team):
+    mine, theirs = make_api("classic", srv.endpoint, team), make_api("classic", srv.endpoint, ROOT)
+    create_gateway(mine)
+    create_gateway(theirs)
+    assert ctl.call("reset")["Dropped"]["VpnGateway"] >= 2
+    assert gateways(mine) == [] and gateways(theirs) == []
+    # Accounts and keys stay.
+    create_gateway(mine)
+
+
 def test_reset_of_an_unknown_account_is_refused(ctl, team):
     r = ctl.send("reset", {"Account": "no-such-account"})
     support.check_error_body(r, 404, "Account.NotFound")
@@ -176,13 +195,33 @@ def test_an_error_fault_meets_exactly_n_calls_then_is_gone(srv, ctl, team, kind)
     assert ctl.call("list-faults", {"Account": team.account})["Faults"] == []
 
 
+# Every Code a fault can inject, with the status and message the server gives it elsewhere.
+INJECTABLE = {
+    "InternalError": (500, "The request processing has failed due to some unknown error, exception or failure."),
+    "Throttling.User": (400, "Request was denied due to user flow control."),
+    "VpnGateway.Configuring": (400, "The specified service is configuring."),
+    "OperationDenied.VpnConfiguring": (400, "The associated VPN gateway is being configured. You cannot update the "
+                                            "attributes of the customer gateway."),
+}
+
+
 @pytest.mark.parametrize("kind", KINDS)
-def test_internal_error_faults_are_500s(srv, ctl, team, kind):
+@pytest.mark.parametrize("code", sorted(INJECTABLE))
+def test_every_injectable_code_reaches_the_sdks_with_its_status_and_message(srv, ctl, team, kind, code):
     api = make_api(kind, srv.endpoint, team)
-    ctl.call("add-fault", {"Account": team.account, "TargetAction": "DescribeRegions", "Code": "InternalError"})
-    e = expect_error(lambda: api.call("DescribeRegions", {}), 500, "InternalError")
-    assert "unknown error" in e.message
+    ctl.call("add-fault", {"Account": team.account, "TargetAction": "DescribeRegions", "Code": code})
+    status, message = INJECTABLE[code]
+    e = expect_error(lambda: api.call("DescribeRegions", {}), status, code)
+    assert e.message == message, e
     assert api.call("DescribeRegions", {})["Regions"]
+
+
+def test_a_real_configuring_error_matches_the_injected_one(srv, team):
+    api = make_api("classic", srv.endpoint, team)
+    gw = create_gateway(api)["VpnGatewayId"]
+    # Still `init`: the gateway refuses changes the way an injected fault does.
+    e = expect_error(lambda: api.call("DeleteVpnGateway", {"VpnGatewayId": gw}), 400, "VpnGateway.Configuring")
+    assert e.message == INJECTABLE["VpnGateway.Configuring"][1]
 
 
 def test_a_configuring_fault_meets_only_calls_naming_its_resource(srv, ctl, team):
@@ -252,7 +291,8 @@ def test_a_forced_tunnel_status_shows_in_describe_vpn_connection(srv, ctl, team,
     wait_for(lambda: tunnel_status(api, vco) == "ike_sa_not_established", what="the forced-down tunnel")
     # The gateway itself never left `active`.
     assert api.call("DescribeVpnGateway", {"VpnGatewayId": gw})["Status"] == "active"
-    ctl.call("tunnel-status", {"Account": team.account, "VpnConnectionId": vco, "Status": "up"})
+    tunnel = out["Tunnels"][0]["TunnelId"]
+    ctl.call("tunnel-status", {"Account": team.account, "VpnConnectionId": vco, "TunnelId": tunnel, "Status": "up"})
     wait_for(lambda: tunnel_status(api, vco) == "ipsec_sa_established", what="the forced-up tunnel")
     ctl.call("tunnel-status", {"Account": team.account, "VpnConnectionId": vco, "Status": "down"})
     wait_for(lambda: tunnel_status(api, vco) == "ike_sa_not_established", what="down again")
@@ -266,6 +306,18 @@ def test_forcing_an_unknown_or_foreign_connection_is_refused(srv, ctl, team):
     support.check_error_body(r, 404, "InvalidVpnConnectionInstanceId.NotFound")
     r = ctl.send("tunnel-status", {"Account": team.account, "VpnConnectionId": "vco-x", "Status": "sideways"})
     support.check_error_body(r, 400, "InvalidParameter")
+    api = make_api("classic", srv.endpoint, team)
+    gw = create_gateway(api)["VpnGatewayId"]
+    wait_status(api, gw, "active")
+    cgw = api.call("CreateCustomerGateway", {"IpAddress": public_ip()})["CustomerGatewayId"]
+    vco = api.call("CreateVpnConnection", {"VpnGatewayId": gw, "CustomerGatewayId": cgw, "LocalSubnet": "10.0.0.0/24",
+                                           "RemoteSubnet": "192.168.8.0/24"})["VpnConnectionId"]
+    r = ctl.send("tunnel-status", {"Account": team.account, "VpnConnectionId": vco, "TunnelId": "tun-x",
+                                   "Status": "up"})
+    support.check_error_body(r, 404, "InvalidTunnelId.NotFound")
+    # Another account's connection is not found, even by the root account's name.
+    r = ctl.send("tunnel-status", {"Account": "root", "VpnConnectionId": vco, "Status": "up"})
+    support.check_error_body(r, 404, "InvalidVpnConnectionInstanceId.NotFound")
 
 
 def test_pause_holds_transitions_and_complete_finishes_them(server_factory):
