@@ -72,6 +72,23 @@ pub async fn create_key(
     Ok((id, secret))
 }
 
+/// Refuses a master key that does not open the secrets already stored: another data
+/// directory's key, or a `GATEHOUSE_MASTER_KEY` that is not this data's. Starting with it would
+/// fail every signed request and seal new secrets that the right key cannot open.
+pub fn check_master_key(store: &dyn Store, master: &MasterKey, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let keys = store.read(|tx| tx.keys())?;
+    let Some(k) = keys.first() else { return Ok(()) };
+    if master.open(&k.sealed_secret).is_err() {
+        anyhow::bail!(
+            "the master key does not open the secrets stored in {}: start with the key this data was made with \
+             ({} or GATEHOUSE_MASTER_KEY)",
+            data_dir.display(),
+            data_dir.join("master.key").display()
+        );
+    }
+    Ok(())
+}
+
 /// First start: make sure the root account exists with a key. A pair fixed in the environment
 /// is installed (or re-enabled); otherwise a new pair is made once and returned for printing.
 pub async fn ensure_root(store: &dyn Store, master: &MasterKey) -> anyhow::Result<Option<(String, Secret)>> {

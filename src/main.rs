@@ -311,6 +311,7 @@ fn open(data: &DataDir) -> anyhow::Result<(Arc<dyn Store>, MasterKey)> {
 fn open_or_create(dir: &std::path::Path) -> anyhow::Result<(Arc<dyn Store>, MasterKey)> {
     let store = SqliteStore::open(dir).with_context(|| format!("opening {}", dir.display()))?;
     let master = MasterKey::load_or_create(dir)?;
+    accounts::check_master_key(&store, &master, dir)?;
     Ok((Arc::new(store), master))
 }
 

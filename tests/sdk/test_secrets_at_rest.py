@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 
-from support import ClassicApi, public_ip, vpc_id, wait_for
+import pytest
+
+from support import ROOT_AK, ROOT_SECRET, ClassicApi, GatehouseServer, public_ip, vpc_id, wait_for
 
 PSK = "PskAtRest-7f3a9c"
 AUTH_KEY = "BgpKeyAtRest-41d2"
@@ -47,3 +49,20 @@ def test_secrets_never_reach_disk_or_log_in_clear(server_factory):
         data = path.read_bytes()
         for s in secrets:
             assert s.encode() not in data, f"{s!r} found in clear in {path}"
+
+
+def test_a_master_key_that_does_not_open_the_stored_secrets_is_refused(server_factory, tmp_path):
+    """Another key (GATEHOUSE_MASTER_KEY, or another directory's master.key) would fail every
+    signed request and seal new secrets the right key cannot open: the server and the admin
+    commands refuse to start with it, and the data stays as it was."""
+    srv = server_factory(env={"GATEHOUSE_MASTER_KEY": "ab" * 32})
+    srv.stop()
+    wrong = GatehouseServer(srv.data_dir, env={"GATEHOUSE_MASTER_KEY": "cd" * 32}, name="wrong-key")
+    with pytest.raises(RuntimeError, match="exited before listening"):
+        wrong.start()
+    assert "the master key does not open the secrets stored in" in wrong.log_tail(10**6)
+    with pytest.raises(AssertionError, match="the master key does not open the secrets"):
+        wrong.cli("keys", "list")
+    # The right key still opens everything: the refused starts changed nothing.
+    srv.start()
+    assert ClassicApi(srv.endpoint, ROOT_AK, ROOT_SECRET).call("DescribeRegions")["Regions"]["Region"]
