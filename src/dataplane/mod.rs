@@ -430,6 +430,15 @@ mod tests {
     }
 
     #[test]
+    fn a_bgp_tunnels_selectors_carry_its_cidr_unless_they_hold_it() {
+        let nets = |v: &[&str]| v.iter().map(|n| n.parse().unwrap()).collect::<Vec<Ipv4Net>>();
+        let cidr = Some("169.254.10.0/30".parse().unwrap());
+        assert_eq!(with_tunnel_cidr(&nets(&["10.1.0.0/16"]), cidr), nets(&["10.1.0.0/16", "169.254.10.0/30"]));
+        assert_eq!(with_tunnel_cidr(&nets(&["0.0.0.0/0"]), cidr), nets(&["0.0.0.0/0"]));
+        assert_eq!(with_tunnel_cidr(&nets(&["10.1.0.0/16"]), None), nets(&["10.1.0.0/16"]));
+    }
+
+    #[test]
     fn proposals_in_strongswan_names() {
         let p = |e: &str, a: &str, d: &str| Proposal { enc: e.into(), auth: a.into(), dh: d.into() }.strongswan();
         assert_eq!(p("aes", "sha1", "group2"), "aes128-sha1-modp1024");

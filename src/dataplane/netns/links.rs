@@ -13,10 +13,10 @@
 //! namespace's name.
 
 use std::net::Ipv4Addr;
-
-use ipnet::Ipv4Net;
 use std::path::Path;
 use std::time::Duration;
+
+use ipnet::Ipv4Net;
 
 use tokio::process::Command;
 

@@ -12,6 +12,8 @@
 //! first: see `main_first`).
 
 use super::links::ip;
+#[cfg(test)]
+use crate::dataplane::ConnectionPlan;
 use crate::dataplane::{DataPlaneError, GatewayPlan, RoutePlan, TunnelPlan};
 
 /// The table policy routes resolve in.
@@ -135,6 +137,25 @@ mod tests {
         let ids = |routes: Vec<RoutePlan>| routes.into_iter().map(|r| r.connection_id).collect::<Vec<_>>();
         assert_eq!(ids(usable(&plan, |_| true)), ["vco-a", "vco-s", "vco-t"]);
         assert_eq!(ids(usable(&plan, |t| t.id != "tun-a")), ["vco-s", "vco-t"], "the active one is down");
+    }
+
+    #[test]
+    fn the_main_table_goes_first_only_beside_a_tunnel_to_everywhere() {
+        use crate::dataplane::{simulated::tests::connection, ConnectionPlan};
+        let plan = |remote: &str| GatewayPlan {
+            gateway_id: "vpn-1".into(),
+            account_id: 1,
+            vpc_id: "vpc-1".into(),
+            generation: 1,
+            public_ips: vec![],
+            intranet_ip: "10.0.0.1".parse().unwrap(),
+            connections: vec![ConnectionPlan { remote_subnets: vec![remote.parse().unwrap()], ..connection(None) }],
+            routes: vec![],
+            ssl_vpn: None,
+            ipsec_server: None,
+        };
+        assert!(main_first(&plan("0.0.0.0/0")));
+        assert!(!main_first(&plan("10.2.0.0/16")));
     }
 
     #[test]
