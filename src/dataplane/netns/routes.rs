@@ -12,8 +12,6 @@
 //! first: see `main_first`).
 
 use super::links::ip;
-#[cfg(test)]
-use crate::dataplane::ConnectionPlan;
 use crate::dataplane::{DataPlaneError, GatewayPlan, RoutePlan, TunnelPlan};
 
 /// The table policy routes resolve in.
