@@ -28,7 +28,7 @@ pub async fn handle(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
+    let request_id = super::new_request_id();
     let started = std::time::Instant::now();
     let op = Operation::from_wire(&operation);
     if op == Some(Operation::Health) {

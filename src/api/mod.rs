@@ -44,6 +44,11 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// A new request's ID, as the cloud writes them (an upper-case UUID).
+fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string().to_uppercase()
+}
+
 async fn handle(
     State(app): State<Arc<App>>,
     method: Method,
@@ -51,7 +56,7 @@ async fn handle(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
+    let request_id = new_request_id();
     let incoming = match Incoming::read(&app.config.connections, &uri, &headers, body).await {
         Ok(incoming) => incoming,
         Err(e) => {

@@ -206,6 +206,13 @@ pub struct ConnectionPlan {
     pub last_status: Vec<TunnelStatus>,
 }
 
+impl ConnectionPlan {
+    /// Whether some tunnel of the connection runs BGP.
+    pub fn runs_bgp(&self) -> bool {
+        self.tunnels.iter().any(|t| t.bgp.is_some())
+    }
+}
+
 /// A route the gateway programs: `dest` (and, for a policy route, `source`) through a
 /// connection. Weight 100 is active, 0 standby.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

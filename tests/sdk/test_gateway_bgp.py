@@ -32,7 +32,7 @@ import pytest
 
 from lab import frr_problem, machine_problem, run
 from support import items, wait_status
-from test_gateway_ipsec import APPLY, Env, running_site, tail, until  # noqa: F401
+from test_gateway_ipsec import APPLY, Env, env, running_site, tail, until  # noqa: F401  (env: fixture)
 
 ESTABLISHED_WITHIN = 60.0  # tunnel up → BGP established and reported (BIRD and FRR retry every 5 s)
 FALLS_WITHIN = 45.0        # a silent peer is down after the hold time (30 s), reported within 2 s more
@@ -51,15 +51,6 @@ def bgp_problem() -> str | None:
 def site(request, tmp_path_factory):
     yield from running_site(request, tmp_path_factory, "gateway BGP end-to-end tests",
                             "root, network namespaces, strongSwan, BIRD 2 and FRR", bgp_problem())
-
-
-@pytest.fixture
-def env(site):
-    e = Env(site)
-    try:
-        yield e
-    finally:
-        e.close()
 
 
 def kernel_routes(ns: str, proto: str) -> dict[str, str]:

@@ -11,23 +11,9 @@ without them.
 from __future__ import annotations
 
 import json
-import warnings
 
-import pytest
-
-from test_gateway_ipsec import APPLY, Env, check_negotiated, peer_tunnels, site, until  # noqa: F401  (site: fixture)
+from test_gateway_ipsec import APPLY, Env, check_negotiated, env, peer_tunnels, site, until  # noqa: F401  (site, env: fixtures)
 from test_tencent import Tencent
-
-
-@pytest.fixture
-def env(site):
-    e = Env(site)
-    try:
-        yield e
-    finally:
-        problems = e.close()
-        if problems:
-            warnings.warn(f"gateway test teardown: {problems}")
 
 
 def test_add_vpn_conn_ex_with_tencent_defaults_up_and_ping(env):

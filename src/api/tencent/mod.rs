@@ -113,7 +113,7 @@ pub async fn handle(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
+    let request_id = super::new_request_id();
     let started = std::time::Instant::now();
     let (mut account, mut action, mut close) = (None, None, false);
     let outcome = match super::read_body(&app.config.connections, &headers, body).await {

@@ -424,7 +424,7 @@ async fn program_routing(
 /// Brings BIRD to the plan; its sessions now (none when it does not run), and the connections
 /// whose BGP could not be configured, with why.
 async fn apply_bgp(gw: &Gateway, plan: &GatewayPlan) -> (bird::Sessions, BTreeMap<String, String>) {
-    let bgp_connections = plan.connections.iter().filter(|c| c.tunnels.iter().any(|t| t.bgp.is_some()));
+    let bgp_connections = plan.connections.iter().filter(|c| c.runs_bgp());
     let errors = match gw.bird.apply(plan).await {
         Ok(errors) => errors,
         Err(e) => bgp_connections.map(|c| (c.id.clone(), e.to_string())).collect(),
@@ -642,7 +642,7 @@ async fn watch_ssl_vpn(gw: &Gateway, plan: &GatewayPlan, events: &UnboundedSende
 }
 
 async fn watch_bgp(gw: &Gateway, plan: &GatewayPlan, events: &UnboundedSender<Event>) {
-    if !plan.connections.iter().any(|c| c.tunnels.iter().any(|t| t.bgp.is_some())) {
+    if !plan.connections.iter().any(super::ConnectionPlan::runs_bgp) {
         return;
     }
     {
