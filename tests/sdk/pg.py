@@ -18,12 +18,14 @@ As a command (what scripts/test.sh uses)::
 from __future__ import annotations
 
 import argparse
+import ctypes
 import glob
 import os
 import pwd
 import random
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,6 +63,10 @@ def available() -> bool:
         return False
 
 
+# Loaded here, not in the child: once demoted it may not be allowed to read Python's own files.
+_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+
+
 def _server_user() -> pwd.struct_passwd | None:
     """The account the server runs as: `postgres` when we are root, else ourselves (None)."""
     if os.geteuid() != 0:
@@ -94,9 +100,12 @@ def _alive(pid: int) -> bool:
 class Instance:
     """One PostgreSQL server: data in ``<dir>/data``, socket ``<dir>/.s.PGSQL.<port>``."""
 
-    def __init__(self, dir: Path, port: int):
+    def __init__(self, dir: Path, port: int, tied: bool = False):
+        """``tied``: the server gets a fast shutdown when the thread that starts it dies (an
+        instance a test process owns must not outlive it)."""
         self.dir = Path(dir)
         self.port = int(port)
+        self.tied = tied
         self.data = self.dir / "data"
         self.log = self.dir / "postgres.log"
         self._proc: subprocess.Popen | None = None
@@ -104,7 +113,7 @@ class Instance:
     # -- construction ------------------------------------------------------------------
 
     @classmethod
-    def create(cls, dir: Path | None = None, port: int | None = None) -> "Instance":
+    def create(cls, dir: Path | None = None, port: int | None = None, tied: bool = False) -> "Instance":
         """initdb (when the directory holds no cluster yet) and start.
 
         ``dir`` must be short: the socket path (``<dir>/.s.PGSQL.<port>``) has to fit in
@@ -113,7 +122,7 @@ class Instance:
         d.mkdir(parents=True, exist_ok=True)
         # Each instance has its own socket directory, so ports cannot clash there; a random one
         # still keeps the socket names (and the SysV key the server derives from it) apart.
-        inst = cls(d, port or random.randint(20000, 59999))
+        inst = cls(d, port or random.randint(20000, 59999), tied)
         inst.init()
         inst.start()
         return inst
@@ -135,6 +144,9 @@ class Instance:
             os.setgid(u.pw_gid)
             os.setuid(u.pw_uid)
         os.umask(0o077)
+        if self.tied:  # after setuid, which clears it
+            PR_SET_PDEATHSIG = 1
+            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGINT)
 
     def _env(self) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
@@ -242,6 +254,11 @@ class Instance:
                 pass
         for p in [pid, *children]:
             self._wait_gone(p, 10)
+
+    def remove(self) -> None:
+        """Stop, then delete the whole directory (data, socket, log)."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def restart(self) -> "Instance":
         self.stop()
