@@ -11,7 +11,9 @@ As a module::
 
 As a command (what scripts/test.sh uses)::
 
-    eval "$(python tests/sdk/pg.py start --dir D)"   # prints export lines
+    eval "$(python tests/sdk/pg.py start --dir D --database x)"   # prints export lines
+    python tests/sdk/pg.py url --dir D --database x                # host=D port=… user=postgres dbname=x
+    python tests/sdk/pg.py psql --dir D --database x "select 1"
     python tests/sdk/pg.py stop --dir D
 """
 
@@ -362,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also create this database (repeatable)")
     t = sub.add_parser("stop", help="stop the instance in DIR by its PID")
     t.add_argument("--dir", required=True, type=Path)
+    u = sub.add_parser("url", help="print a database's URL (libpq keyword form)")
+    u.add_argument("--dir", required=True, type=Path)
+    u.add_argument("--database", required=True)
     q = sub.add_parser("psql", help="run one SQL statement")
     q.add_argument("--dir", required=True, type=Path)
     q.add_argument("--database", default="postgres")
@@ -381,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     inst = Instance(a.dir.resolve(), port)
     if a.cmd == "stop":
         inst.stop()
+        return 0
+    if a.cmd == "url":
+        print(inst.url(a.database))
         return 0
     sys.stdout.write(inst.psql(a.sql, a.database))
     return 0
