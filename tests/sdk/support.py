@@ -194,6 +194,9 @@ class GatehouseServer:
         self.args = [str(a) for a in args]
         self.name = name
         self.env = dict(os.environ)
+        # The store is the suite's choice (STORE, or a URL the caller passes in ``env``), never
+        # one the shell happened to export.
+        self.env.pop("GATEHOUSE_DATABASE_URL", None)
         self.env.update(
             {
                 "GATEHOUSE_ROOT_ACCESS_KEY_ID": ROOT_AK,
