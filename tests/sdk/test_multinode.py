@@ -195,6 +195,36 @@ def test_an_account_made_through_one_node_signs_on_every_node(cluster):
 # ---------------------------------------------------------------- replay and idempotency
 
 
+def test_nodes_started_together_on_an_empty_database(cluster):
+    """Migrations and the root account are made once, whichever node gets there first."""
+    c = cluster()
+    nodes = [c.node(*FAST, start=False) for _ in range(3)]
+    barrier, release = threading.Barrier(3), threading.Event()
+    errors: list[BaseException] = []
+
+    def start(n: GatehouseServer) -> None:
+        try:
+            barrier.wait(10)
+            n.start(timeout=30)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+        release.wait(60)  # a node dies with the thread that started it
+
+    threads = [threading.Thread(target=start, args=(n,), daemon=True) for n in nodes]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: errors or all(n.port for n in nodes), timeout=40, what="three nodes listening")
+        assert not errors, errors
+        gw = create_gateway(make_api("classic", nodes[0].endpoint, ROOT))["VpnGatewayId"]
+        for k, n in zip(KINDS, nodes):
+            assert describe_gateway(make_api(k, n.endpoint, ROOT), gw)["VpnGatewayId"] == gw
+    finally:
+        release.set()
+        for t in threads:
+            t.join(10)
+
+
 def test_a_nonce_spent_on_one_node_is_refused_on_the_others(cluster):
     c = cluster()
     a, b = c.node(), c.node()
@@ -317,7 +347,8 @@ def test_a_task_whose_node_died_is_finished_by_another(cluster):
     wait_gone(api_b, gw, timeout=20)
 
 
-def test_nothing_acknowledged_is_lost_when_postgres_restarts(private_pg, cluster):
+@pytest.mark.parametrize("how", ["crash", "fast-shutdown"])
+def test_nothing_acknowledged_is_lost_when_postgres_restarts(private_pg, cluster, how):
     c = cluster(private_pg)
     a, b = c.node(*FAST), c.node(*FAST)
     pids = (a.proc.pid, b.proc.pid)
@@ -347,8 +378,10 @@ def test_nothing_acknowledged_is_lost_when_postgres_restarts(private_pg, cluster
         t.start()
     try:
         wait_for(lambda: len(acked) >= 10, timeout=20, what="creates under load")
-        # A crash: the postmaster and its backends die at once; only what was fsynced survives.
-        private_pg.kill9()
+        if how == "crash":  # the postmaster and its backends die at once: only what was fsynced survives
+            private_pg.kill9()
+        else:  # sessions are ended, open transactions rolled back
+            private_pg.stop()
         # Meanwhile each node answers, promptly: 503 ServiceUnavailable.
         for n in (a, b):
             t0 = time.monotonic()
