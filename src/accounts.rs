@@ -60,10 +60,10 @@ pub async fn create_key(
                 ));
             }
             tx.insert_key(&AccessKeyRow {
-                id: key_id,
+                id: key_id.clone(),
                 account_id: acct.id,
                 account_name: acct.name,
-                sealed_secret: sealed,
+                sealed_secret: sealed.clone(),
                 enabled: true,
                 created_ms: now_ms(),
             })
@@ -73,46 +73,63 @@ pub async fn create_key(
 }
 
 /// Refuses a master key that does not open the secrets already stored: another data
-/// directory's key, or a `GATEHOUSE_MASTER_KEY` that is not this data's. Starting with it would
-/// fail every signed request and seal new secrets that the right key cannot open.
+/// directory's key, another node's, or a `GATEHOUSE_MASTER_KEY` that is not this data's. Starting
+/// with it would fail every signed request and seal new secrets that the right key cannot open.
 pub fn check_master_key(store: &dyn Store, master: &MasterKey, data_dir: &std::path::Path) -> anyhow::Result<()> {
     let keys = store.read(|tx| tx.keys())?;
     let Some(k) = keys.first() else { return Ok(()) };
     if master.open(&k.sealed_secret).is_err() {
         anyhow::bail!(
             "the master key does not open the secrets stored in {}: start with the key this data was made with \
-             ({} or GATEHOUSE_MASTER_KEY)",
-            data_dir.display(),
+             ({} or GATEHOUSE_MASTER_KEY; every node sharing a database needs the same one)",
+            store.describe(),
             data_dir.join("master.key").display()
         );
     }
     Ok(())
 }
 
-/// First start: make sure the root account exists with a key. A pair fixed in the environment
-/// is installed (or re-enabled); otherwise a new pair is made once and returned for printing.
+/// First start: make sure the root account exists with a key, in one transaction (several nodes
+/// may start on one database at once). A pair fixed in the environment is installed; otherwise
+/// a new pair is made once and returned for printing.
 pub async fn ensure_root(store: &dyn Store, master: &MasterKey) -> anyhow::Result<Option<(String, Secret)>> {
     let fixed = match (std::env::var(ROOT_KEY_ID_ENV), std::env::var(ROOT_KEY_SECRET_ENV)) {
         (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => Some((id, Secret::new(secret))),
         _ => None,
     };
-    let root = store.read(|tx| tx.account_by_name(ROOT_ACCOUNT))?;
-    if root.is_none() {
-        create_account(store, ROOT_ACCOUNT).await?;
-    }
-    match fixed {
-        Some((id, secret)) => {
-            let existing = store.read(|tx| tx.key(&id))?;
-            match existing {
-                Some(k) if master.open(&k.sealed_secret)?.ct_eq(secret.expose()) => {}
-                Some(_) => anyhow::bail!("{ROOT_KEY_ID_ENV}={id} exists with a different secret"),
-                None => {
-                    create_key(store, master, ROOT_ACCOUNT, Some((id, secret))).await?;
+    let is_fixed = fixed.is_some();
+    let (id, secret) = fixed.unwrap_or_else(new_key_pair);
+    let sealed = master.seal(&secret);
+    let key_id = id.clone();
+    // The sealed secret of the fixed key already stored, if any; whether a key was added.
+    let (stored, added) = store
+        .write(move |tx| {
+            let (root, created) = match tx.account_by_name(ROOT_ACCOUNT)? {
+                Some(a) => (a, false),
+                None => (tx.create_account(ROOT_ACCOUNT, now_ms())?, true),
+            };
+            if is_fixed {
+                if let Some(k) = tx.key(&key_id)? {
+                    return Ok((Some(k.sealed_secret), false));
                 }
+            } else if !created {
+                return Ok((None, false));
             }
-            Ok(None)
+            tx.insert_key(&AccessKeyRow {
+                id: key_id.clone(),
+                account_id: root.id,
+                account_name: root.name,
+                sealed_secret: sealed.clone(),
+                enabled: true,
+                created_ms: now_ms(),
+            })?;
+            Ok((None, true))
+        })
+        .await?;
+    if let Some(sealed) = stored {
+        if !master.open(&sealed)?.ct_eq(secret.expose()) {
+            anyhow::bail!("{ROOT_KEY_ID_ENV}={id} exists with a different secret");
         }
-        None if root.is_none() => Ok(Some(create_key(store, master, ROOT_ACCOUNT, None).await?)),
-        None => Ok(None),
     }
+    Ok((added && !is_fixed).then_some((id, secret)))
 }

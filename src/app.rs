@@ -18,8 +18,11 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub master_key: MasterKey,
     pub limiter: RateLimiter,
-    /// Poked whenever a task is queued, so the reconciler need not poll.
+    /// Poked whenever a task is queued, so the reconciler need not poll (on a shared store it
+    /// also polls, for the tasks other nodes queue).
     pub tasks_queued: Notify,
+    /// This process's name in task leases: unique per start.
+    pub node: String,
     /// Faults and held transitions (the control API).
     pub control: crate::control::ControlState,
 }
@@ -55,7 +58,10 @@ impl Ctx {
     /// Runs `f` as one durable write, honouring `ClientToken`: a repeat of the same request
     /// returns the first answer and changes nothing; the same token with other parameters is
     /// refused with `IdempotentParameterMismatch`.
-    pub async fn write_once(&self, f: impl FnOnce(&mut dyn Tx) -> ApiResult<Body> + Send + 'static) -> ApiResult<Body> {
+    pub async fn write_once(
+        &self,
+        mut f: impl FnMut(&mut dyn Tx) -> ApiResult<Body> + Send + 'static,
+    ) -> ApiResult<Body> {
         let token = self.params.str("ClientToken");
         if let Some(t) = &token {
             if t.len() > 64 || !t.is_ascii() {
@@ -68,8 +74,8 @@ impl Ctx {
         let body = self
             .store()
             .write(move |tx| {
-                let Some(token) = token else { return f(tx) };
-                if let Some(prev) = tx.idempotent_answer(account, &action, &token)? {
+                let Some(token) = &token else { return f(tx) };
+                if let Some(prev) = tx.idempotent_answer(account, &action, token)? {
                     if prev.params_hash != hash {
                         return Err(ApiError::bad_request(
                             "IdempotentParameterMismatch",
@@ -83,8 +89,8 @@ impl Ctx {
                 tx.remember_answer(
                     account,
                     &action,
-                    &token,
-                    &IdempotentAnswer { params_hash: hash, response },
+                    token,
+                    &IdempotentAnswer { params_hash: hash.clone(), response },
                     now_ms(),
                 )?;
                 Ok(body)
@@ -99,7 +105,10 @@ impl Ctx {
     /// Runs `f` as one durable write whose error is a family's own (typed) error: the error rolls
     /// the write back and comes out as it went in; a failure of the store itself comes out
     /// through `E::from`. No ClientToken (the dialects that use this have none).
-    pub async fn write_typed<T, E>(&self, f: impl FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    pub async fn write_typed<T, E>(
+        &self,
+        mut f: impl FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<ApiError> + Send + 'static,

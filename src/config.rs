@@ -110,6 +110,9 @@ pub struct Config {
     pub control_access: crate::control::ControlAccess,
     /// Whether the data plane is the simulated one (which alone takes forced tunnel statuses).
     pub simulated_dataplane: bool,
+    /// How long a node's claim on a task's step lasts: after that, another node may take the
+    /// task over (its node presumed dead).
+    pub task_lease: Duration,
 }
 
 impl Config {
@@ -143,6 +146,7 @@ impl Config {
             connections: ConnectionLimits::default(),
             control_access: Default::default(),
             simulated_dataplane: true,
+            task_lease: Duration::from_secs(10),
         }
     }
 }

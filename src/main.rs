@@ -14,7 +14,6 @@ use gatehouse::config::{Config, Region};
 use gatehouse::dataplane::netns::{EspBackend, Netns, NetnsConfig};
 use gatehouse::dataplane::{simulated::Simulated, DataPlane};
 use gatehouse::secret::MasterKey;
-use gatehouse::store::sqlite::SqliteStore;
 use gatehouse::store::Store;
 use gatehouse::{api, reconciler};
 
@@ -44,9 +43,15 @@ enum LogFormat {
 
 #[derive(Args, Clone)]
 struct DataDir {
-    /// Where the database and master key live.
+    /// Where the master key and other files live, and the embedded database unless
+    /// --database-url names another.
     #[arg(long, env = "GATEHOUSE_DATA_DIR", default_value = "./gatehouse-data", global = true)]
     data_dir: PathBuf,
+    /// A PostgreSQL database to keep everything in, shared by every node given the same one
+    /// (`postgres://user:password@host/db` or `host=/run/postgresql user=gatehouse dbname=gatehouse`).
+    /// Nodes sharing it must share GATEHOUSE_MASTER_KEY.
+    #[arg(long, env = "GATEHOUSE_DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -121,6 +126,10 @@ struct ServeArgs {
     /// VPN gateways per account and region.
     #[arg(long, env = "GATEHOUSE_QUOTA_VPN_GATEWAYS", default_value_t = 100)]
     quota_vpn_gateways: u64,
+    /// How long a node's claim on a lifecycle task's step lasts (ms): on a shared database,
+    /// another node takes the task over when its node died and the lease ran out.
+    #[arg(long, env = "GATEHOUSE_TASK_LEASE_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
+    task_lease_ms: u64,
     /// Customer gateways per account and region.
     #[arg(long, env = "GATEHOUSE_QUOTA_CUSTOMER_GATEWAYS", default_value_t = 100)]
     quota_customer_gateways: u64,
@@ -295,29 +304,24 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// The store and master key of an existing data directory: the admin commands refuse a
-/// directory that holds no Gatehouse data instead of starting an empty one there.
+/// The store and master key of existing data: the admin commands refuse a directory (or
+/// database) that holds no Gatehouse data instead of starting an empty one there.
 fn open(data: &DataDir) -> anyhow::Result<(Arc<dyn Store>, MasterKey)> {
-    if !data.data_dir.join("gatehouse.db").exists() {
-        anyhow::bail!(
-            "{} holds no Gatehouse data: pass the --data-dir (or GATEHOUSE_DATA_DIR) that `gatehouse serve` uses",
-            data.data_dir.display()
-        );
-    }
-    open_or_create(&data.data_dir)
+    open_store(data, false)
 }
 
-/// The store and master key in `dir`, made there on first use.
-fn open_or_create(dir: &std::path::Path) -> anyhow::Result<(Arc<dyn Store>, MasterKey)> {
-    let store = SqliteStore::open(dir).with_context(|| format!("opening {}", dir.display()))?;
-    let master = MasterKey::load_or_create(dir)?;
-    accounts::check_master_key(&store, &master, dir)?;
-    Ok((Arc::new(store), master))
+/// The store and master key `data` names; `create` makes them on first use.
+fn open_store(data: &DataDir, create: bool) -> anyhow::Result<(Arc<dyn Store>, MasterKey)> {
+    let store = gatehouse::store::open(data.database_url.as_deref(), &data.data_dir, create)?;
+    let master = MasterKey::load_or_create(&data.data_dir)?;
+    accounts::check_master_key(&*store, &master, &data.data_dir)?;
+    Ok((store, master))
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = Config::new(args.listen, args.data.data_dir.clone());
     config.transition_delay = Duration::from_millis(args.transition_delay_ms);
+    config.task_lease = Duration::from_millis(args.task_lease_ms);
     config.quotas.vpn_gateways = args.quota_vpn_gateways;
     config.quotas.customer_gateways = args.quota_customer_gateways;
     config.quotas.vpn_connections = args.quota_vpn_connections;
@@ -351,9 +355,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None
     };
     let data_dir = config.data_dir.clone();
-    let (store, master_key) = open_or_create(&data_dir)?;
+    let data = DataDir { data_dir: data_dir.clone(), ..args.data.clone() };
+    let (store, master_key) = open_store(&data, true)?;
+    println!("gatehouse store: {}", store.describe());
     gatehouse::actions::reindex(&*store).await?;
-    match accounts::ensure_root(&*store, &master_key).await? {
+    let root = accounts::ensure_root(&*store, &master_key).await?;
+    // Another node may have made the root key at the same moment, with another master key.
+    accounts::check_master_key(&*store, &master_key, &data_dir)?;
+    match root {
         Some((id, secret)) => {
             println!("Created the root account's AccessKey (shown once):");
             println!("  AccessKeyId:     {id}");
@@ -416,6 +425,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store,
         master_key,
         tasks_queued: Default::default(),
+        node: uuid::Uuid::new_v4().to_string(),
         control: Default::default(),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -26,7 +26,7 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::app::{App, CLIENT_TOKEN_TTL_MS};
 use crate::control::RESYNC_TASK;
 use crate::dataplane::{DataPlane, Event};
-use crate::store::{now_ms, Resource, Task, TxExt};
+use crate::store::{now_ms, Durability, Resource, Task, TxExt};
 
 /// How many due tasks one pass takes on.
 const BATCH: u64 = 256;
@@ -36,6 +36,9 @@ const IDLE: Duration = Duration::from_secs(30);
 const RESYNC_RETRY_MS: i64 = 200;
 /// How many gateways converge at once after a start.
 const CONVERGE_PARALLELISM: usize = 8;
+/// How often a node on a shared database looks for tasks that other nodes queued (they cannot
+/// wake it).
+const SHARED_POLL: Duration = Duration::from_millis(250);
 
 /// Everything the reconciler drives.
 pub struct Reconciler {
@@ -59,6 +62,12 @@ impl Reconciler {
 
     async fn run_tasks(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let app = &self.app;
+        if !app.store.shared() {
+            // A lone node: whoever held a lease before this start is gone.
+            if let Err(e) = app.store.write(|tx| tx.release_leases()).await {
+                tracing::error!(error = %e, "releasing task leases failed");
+            }
+        }
         let mut last_purge = 0;
         while !*stop.borrow() {
             // After a failure, back off instead of retrying a failing step in a tight loop.
@@ -87,6 +96,9 @@ impl Reconciler {
             if !healthy {
                 wait = wait.max(Duration::from_secs(1));
             }
+            if app.store.shared() {
+                wait = wait.min(SHARED_POLL);
+            }
             if !wait.is_zero() {
                 tokio::select! {
                     _ = tokio::time::timeout(wait, app.tasks_queued.notified()) => {}
@@ -96,10 +108,17 @@ impl Reconciler {
         }
     }
 
-    /// Runs every task that is due now, all at once (their store steps share group commits);
-    /// false if any failed.
+    /// Claims every task that is due now and runs them all at once (their store steps share
+    /// group commits); false if any failed.
     async fn pass(self: &Arc<Self>) -> ApiResult<bool> {
-        let tasks = self.app.store.read(|tx| tx.due_tasks(now_ms(), BATCH))?;
+        let (store, now) = (&self.app.store, now_ms());
+        if store.read(|tx| tx.next_due_ms())?.is_none_or(|due| due > now) {
+            return Ok(true);
+        }
+        // Losing a claim in a crash loses nothing: the lease dies with its node.
+        let (node, lease_until) = (self.app.node.clone(), now + self.app.config.task_lease.as_millis() as i64);
+        let tasks =
+            store.write_with(Durability::Process, move |tx| tx.claim_tasks(&node, now, lease_until, BATCH)).await?;
         let running: Vec<_> = tasks
             .into_iter()
             .map(|task| {
@@ -137,20 +156,20 @@ impl Reconciler {
                 store
                     .write(move |tx| {
                         gateway_sync::provision(tx, account, &id)?;
-                        tx.advance_task(task.id, 1, due)
+                        tx.advance_task(&task, 1, due)
                     })
                     .await?;
                 tracing::info!(gateway, account, status = "provisioning", "gateway");
                 Ok(())
             }
-            ("create", _) | ("update", _) => self.sync(account, &id, Some(task.id)).await,
+            ("create", _) | ("update", _) => self.sync(account, &id, Some(task)).await,
             ("delete", _) => {
                 self.plane.remove(&id).await.map_err(|e| ApiError::internal(format!("removing {id}: {e}")))?;
                 let gateway = id.clone();
                 store
                     .write(move |tx| {
                         gateway_sync::forget(tx, account, &id)?;
-                        tx.finish_task(task.id)
+                        tx.finish_task(&task)
                     })
                     .await?;
                 tracing::info!(gateway, account, status = "deleted", "gateway");
@@ -163,7 +182,7 @@ impl Reconciler {
     /// Brings one gateway's data plane to the store's desired state (the three phases). With a
     /// task, the gateway and its changed connections then settle (`active`) and the task ends;
     /// without (convergence), only what the data plane reports is recorded.
-    async fn sync(&self, account_id: i64, gateway_id: &str, task: Option<i64>) -> ApiResult<()> {
+    async fn sync(&self, account_id: i64, gateway_id: &str, task: Option<Task>) -> ApiResult<()> {
         let (app, complete) = (&self.app, self.plane.stateful());
         let plan = app.store.read(|tx| {
             let gw = tx.get_as::<VpnGateway>(account_id, gateway_id)?;
@@ -172,7 +191,7 @@ impl Reconciler {
         let Some(plan) = plan else {
             // The gateway is gone: nothing to apply.
             return match task {
-                Some(t) => app.store.write(move |tx| tx.finish_task(t)).await,
+                Some(t) => app.store.write(move |tx| tx.finish_task(&t)).await,
                 None => Ok(()),
             };
         };
@@ -193,7 +212,7 @@ impl Reconciler {
                 } else if task.is_some() {
                     tracing::info!(gateway = id, account = account_id, generation, status = "active", "gateway");
                 }
-                match task {
+                match &task {
                     Some(t) => tx.finish_task(t),
                     None => Ok(()),
                 }
@@ -221,10 +240,10 @@ impl Reconciler {
             Ok(Some(Some(plan)))
         })?;
         let plan = match plan {
-            None => return app.store.write(move |tx| tx.finish_task(task.id)).await,
+            None => return app.store.write(move |tx| tx.finish_task(&task)).await,
             Some(None) => {
                 let later = now_ms() + RESYNC_RETRY_MS;
-                return app.store.write(move |tx| tx.advance_task(task.id, task.step, later)).await;
+                return app.store.write(move |tx| tx.advance_task(&task, task.step, later)).await;
             }
             Some(Some(plan)) => plan,
         };
@@ -233,9 +252,9 @@ impl Reconciler {
         app.store
             .write(move |tx| {
                 if gateway_sync::record(tx, account_id, &gateway_id, generation, &report, false)? {
-                    tx.finish_task(task.id)
+                    tx.finish_task(&task)
                 } else {
-                    tx.advance_task(task.id, task.step, now_ms() + RESYNC_RETRY_MS)
+                    tx.advance_task(&task, task.step, now_ms() + RESYNC_RETRY_MS)
                 }
             })
             .await

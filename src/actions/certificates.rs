@@ -184,7 +184,7 @@ pub async fn associate(ctx: Ctx) -> ApiResult<Body> {
             region_id: region.id.clone(),
             vpn_gateway_id: gw.id.clone(),
             certificate_type: a.kind,
-            certificate_id: a.certificate_id,
+            certificate_id: a.certificate_id.clone(),
             created_ms: now_ms(),
         };
         match tx.get_as::<VpnCertificateAssociation>(account_id, &id)? {

@@ -164,12 +164,12 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
         let cgw = CustomerGateway {
             id: new_id("cgw"),
             account_id,
-            region_id: region.id,
-            ip_address,
-            name: name.unwrap_or_default(),
-            description: description.unwrap_or_default(),
+            region_id: region.id.clone(),
+            ip_address: ip_address.clone(),
+            name: name.clone().unwrap_or_default(),
+            description: description.clone().unwrap_or_default(),
             asn,
-            auth_key,
+            auth_key: auth_key.clone(),
             created_ms: now_ms(),
         };
         tx.insert_as(&cgw)?;
@@ -207,14 +207,14 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
         if auth_key.is_some() && cgw.asn.is_none() {
             return Err(missing_asn());
         }
-        if let Some(n) = name {
-            cgw.name = n;
+        if let Some(n) = &name {
+            cgw.name = n.clone();
         }
-        if let Some(d) = description {
-            cgw.description = d;
+        if let Some(d) = &description {
+            cgw.description = d.clone();
         }
         if auth_key.is_some() {
-            cgw.auth_key = auth_key;
+            cgw.auth_key = auth_key.clone();
         }
         tx.update_as(&cgw)?;
         Ok(cgw.summary())

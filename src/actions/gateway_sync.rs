@@ -314,7 +314,7 @@ mod tests {
         let (store, gw, dir) = world().await;
         store
             .write(move |tx| {
-                let mut gw = gw;
+                let mut gw = gw.clone();
                 gw.status = GatewayStatus::Updating;
                 gw.generation = 1;
                 tx.update_as(&gw)?;
@@ -398,7 +398,7 @@ mod tests {
         };
         let (up, down) = (event(20, TunnelStatus::IpsecSaEstablished), event(10, TunnelStatus::IkeSaNotEstablished));
         // Events out of order: the newer one stands.
-        store.write(move |tx| record_events(tx, &[up, down])).await.unwrap();
+        store.write(move |tx| record_events(tx, &[up.clone(), down.clone()])).await.unwrap();
         assert_eq!(read(&store, "a").tunnels[0].status, TunnelStatus::IpsecSaEstablished);
         // A report read before that event arrives after it: its status does not count.
         let report = GatewayReport {

@@ -130,6 +130,7 @@ fn dry_run_passed() -> ApiError {
 
 /// What Create takes and Update changes, parsed before the transaction (the JSON sections need
 /// the gateway, so they stay text until then).
+#[derive(Clone)]
 struct Settings {
     name: Option<String>,
     local_subnet: Option<Vec<Ipv4Net>>,
@@ -234,8 +235,8 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
             region_id: region.id.clone(),
             vpn_gateway_id: gw.id.clone(),
             name: id,
-            local_subnet,
-            client_ip_pool,
+            local_subnet: local_subnet.clone(),
+            client_ip_pool: client_ip_pool.clone(),
             effect_immediately: false,
             psk_enabled: true,
             ike,
@@ -243,7 +244,7 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
             created_ms: now_ms(),
             online_client_count: 0,
         };
-        settings.apply(tx, key, &gw, &mut s)?;
+        settings.clone().apply(tx, key, &gw, &mut s)?;
         gw.ensure_active()?;
         if dry {
             return Err(dry_run_passed());
@@ -272,7 +273,7 @@ pub async fn update(ctx: Ctx) -> ApiResult<Body> {
         let mut s = find(tx, account_id, &region.id, &id)?;
         let mut gw = vpn_gateways::find(tx, account_id, &region.id, &s.vpn_gateway_id, 404)?;
         let before = s.clone();
-        settings.apply(tx, &app.master_key, &gw, &mut s)?;
+        settings.clone().apply(tx, &app.master_key, &gw, &mut s)?;
         gw.ensure_active()?;
         if dry {
             return Err(dry_run_passed());

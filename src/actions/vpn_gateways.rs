@@ -243,12 +243,12 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
             if dr_vswitch_id.is_empty() { String::new() } else { allocate_ip(tx, pool, &id)? };
         let created_ms = now_ms();
         let gw = VpnGateway {
-            name: name.unwrap_or_else(|| id.clone()),
+            name: name.clone().unwrap_or_else(|| id.clone()),
             id,
             account_id,
-            region_id: region.id,
-            vpc_id,
-            vswitch_id,
+            region_id: region.id.clone(),
+            vpc_id: vpc_id.clone(),
+            vswitch_id: vswitch_id.clone(),
             description: String::new(),
             status: GatewayStatus::Init,
             charge_type: charge_type.into(),
@@ -259,10 +259,10 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
             ssl_connections,
             vpn_type: vpn_type.into(),
             network_type: network_type.into(),
-            resource_group_id,
+            resource_group_id: resource_group_id.clone(),
             internet_ip,
             intranet_ip,
-            disaster_recovery_vswitch_id: dr_vswitch_id,
+            disaster_recovery_vswitch_id: dr_vswitch_id.clone(),
             disaster_recovery_internet_ip,
             auto_propagate: true,
             enable_bgp: false,
@@ -300,11 +300,11 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
         // Documented as 400 for this action (404 elsewhere).
         let mut gw = find(tx, account_id, &region.id, &id, 400)?;
         gw.ensure_active()?;
-        if let Some(n) = name {
-            gw.name = n;
+        if let Some(n) = &name {
+            gw.name = n.clone();
         }
-        if let Some(d) = description {
-            gw.description = d;
+        if let Some(d) = &description {
+            gw.description = d.clone();
         }
         if let Some(a) = auto_propagate {
             if !a && super::vpn_connections::of_gateway(tx, &gw)?.iter().any(|c| c.bgp_enabled()) {

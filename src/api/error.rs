@@ -45,6 +45,10 @@ impl ApiError {
             "The request processing has failed due to some unknown error, exception or failure.",
         )
     }
+    /// The service cannot answer now (its database is unreachable or overloaded); a retry may.
+    pub fn unavailable() -> Self {
+        Self::new(503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server.")
+    }
     pub fn throttled() -> Self {
         Self::bad_request("Throttling.User", "Request was denied due to user flow control.")
     }
@@ -63,6 +67,7 @@ impl ApiError {
     pub fn documented(code: &str) -> Option<Self> {
         Some(match code {
             "InternalError" => Self::internal_error(),
+            "ServiceUnavailable" => Self::unavailable(),
             "Throttling.User" => Self::throttled(),
             "VpnGateway.Configuring" => Self::gateway_configuring(),
             "OperationDenied.VpnConfiguring" => Self::customer_gateway_configuring(),
@@ -70,8 +75,13 @@ impl ApiError {
         })
     }
     /// The codes `documented` knows.
-    pub const DOCUMENTED: &'static [&'static str] =
-        &["InternalError", "Throttling.User", "VpnGateway.Configuring", "OperationDenied.VpnConfiguring"];
+    pub const DOCUMENTED: &'static [&'static str] = &[
+        "InternalError",
+        "ServiceUnavailable",
+        "Throttling.User",
+        "VpnGateway.Configuring",
+        "OperationDenied.VpnConfiguring",
+    ];
 }
 
 impl fmt::Display for ApiError {

@@ -311,7 +311,7 @@ mod tests {
         assert_eq!(conn.tunnels[0].forced, up);
         let stored = store.read(|tx| tx.get_as::<VpnConnection>(1, "vco-1")).unwrap().unwrap();
         assert_eq!(stored.tunnels[0].forced, up);
-        let tasks = store.read(|tx| tx.due_tasks(now_ms(), 10)).unwrap();
+        let tasks = store.write(|tx| tx.claim_tasks("n", now_ms(), now_ms() + 1000, 10)).await.unwrap();
         assert_eq!((tasks[0].kind.as_str(), tasks[0].op.as_str()), (VpnConnection::KIND, RESYNC_TASK));
         // Clearing, one tunnel by its id; unknown tunnels and other accounts' connections are refused.
         let conn = store.write(|tx| set_forced(tx, 1, "vco-1", Some("tun-vco-1"), None)).await.unwrap();

@@ -1,14 +1,23 @@
-//! Persistence. `Store` is the one seam between the service and its database: the SQLite
-//! implementation (`sqlite`) is the embedded default; the SQL is kept portable so a PostgreSQL
-//! implementation can slot in behind the same trait.
+//! Persistence. `Store` is the one seam between the service and its database, with two engines
+//! behind it: embedded SQLite (`sqlite`, the default: one node, one writer thread that commits
+//! writes in groups) and PostgreSQL (`postgres`: several nodes on one database, each write its
+//! own SERIALIZABLE transaction). `open` picks one.
 //!
 //! Resources are stored as documents (`Record.body`, the domain type serialized as JSON) with the
 //! few columns lists filter and sort on pulled out beside them. Domain code works on typed
 //! resources through `Resource` and the typed helpers at the bottom of this file.
 //!
 //! Every multi-step change (check a quota, allocate an address, insert, queue a task, remember the
-//! ClientToken) runs as one closure inside one transaction: `Store::write`.
+//! ClientToken) runs as one closure inside one transaction: `Store::write`. The closure may run
+//! more than once: an engine whose transactions can collide (PostgreSQL) runs it again from a
+//! clean transaction when the database says the two could not both be serialized, so a check and
+//! the change it guards stay atomic across nodes. A closure therefore does nothing but read and
+//! write through its `Tx`.
 
+#[cfg(test)]
+mod conformance;
+pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use std::collections::HashMap;
@@ -17,6 +26,44 @@ use std::future::Future;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::api::error::{ApiError, ApiResult};
+
+/// What can go wrong in the database itself, whatever the engine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The transaction collided with a concurrent one (serialization failure, deadlock): running
+    /// it again may succeed.
+    #[error("conflict with a concurrent transaction: {0}")]
+    Conflict(String),
+    /// A unique constraint refused the change.
+    #[error("unique violation: {0}")]
+    Unique(String),
+    /// The database cannot be reached (or is restarting).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database: {0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    /// Worth running the transaction again: a conflict, or a unique violation that a concurrent
+    /// insert caused after this transaction had looked (the re-run sees that row).
+    pub fn retryable(&self) -> bool {
+        matches!(self, StoreError::Conflict(_) | StoreError::Unique(_))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // Both pass: the client's retry (which every SDK does on 503) will find it healthy.
+            StoreError::Unavailable(_) | StoreError::Conflict(_) => {
+                tracing::warn!(error = %e, "store unavailable");
+                ApiError::unavailable()
+            }
+            StoreError::Unique(_) | StoreError::Internal(_) => ApiError::internal(e),
+        }
+    }
+}
 
 /// A stored resource, kind-agnostic.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +132,10 @@ pub struct TagBinding {
     pub value: String,
 }
 
-/// A durable unit of background work: "move resource X of kind K through operation OP".
+/// A durable unit of background work: "move resource X of kind K through operation OP". A node
+/// runs a step only while it holds the task's lease (`Tx::claim_tasks`); advancing or finishing
+/// the task checks that the lease is still its own, so a step whose node was presumed dead and
+/// taken over is rolled back rather than applied twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
     pub id: i64,
@@ -98,6 +148,8 @@ pub struct Task {
     pub due_ms: i64,
     /// Asked to complete now (`Tx::expedite_tasks`): its remaining steps take no time.
     pub expedited: bool,
+    /// The node holding the lease this task was claimed with.
+    pub node: String,
 }
 
 /// The reconciler's queue at one moment (for metrics).
@@ -146,10 +198,18 @@ pub trait Tx {
 
     // Background tasks.
     fn add_task(&mut self, account_id: i64, kind: &str, resource_id: &str, op: &str, due_ms: i64) -> ApiResult<()>;
-    fn due_tasks(&self, now_ms: i64, limit: u64) -> ApiResult<Vec<Task>>;
+    /// Leases up to `limit` due tasks that no node holds (or whose lease ran out) to `node` until
+    /// `lease_until_ms`. Concurrent claims on several nodes never hand out one task twice.
+    fn claim_tasks(&mut self, node: &str, now_ms: i64, lease_until_ms: i64, limit: u64) -> ApiResult<Vec<Task>>;
+    /// When the next task can be claimed (its due time, or its lease's end if later).
     fn next_due_ms(&self) -> ApiResult<Option<i64>>;
-    fn advance_task(&mut self, id: i64, step: i64, due_ms: i64) -> ApiResult<()>;
-    fn finish_task(&mut self, id: i64) -> ApiResult<()>;
+    /// Moves a claimed task to `step`, due at `due_ms`, and gives its lease back. Fails
+    /// (`StoreError::Conflict`) when the lease is no longer `task.node`'s.
+    fn advance_task(&mut self, task: &Task, step: i64, due_ms: i64) -> ApiResult<()>;
+    /// Ends a claimed task; fails like `advance_task`.
+    fn finish_task(&mut self, task: &Task) -> ApiResult<()>;
+    /// Voids every lease (a lone node's start: whoever held them is gone).
+    fn release_leases(&mut self) -> ApiResult<()>;
     /// Makes the tasks of one account (or all) due now, and every later step of theirs too;
     /// returns how many.
     fn expedite_tasks(&mut self, account_id: Option<i64>, now_ms: i64) -> ApiResult<u64>;
@@ -204,20 +264,54 @@ pub enum Durability {
     Disk,
 }
 
-/// A queued write: runs inside its savepoint and says whether to keep what it did, handing back
-/// the reply to send once the group's commit has succeeded or failed.
-pub type WriteFn = Box<dyn FnOnce(&mut dyn Tx) -> (bool, Reply) + Send>;
-pub type Reply = Box<dyn FnOnce(ApiResult<()>) + Send>;
+/// A queued write. `run` may be called more than once (see the module doc), each time on a clean
+/// transaction, and says whether to keep what it did; `done` is called once, with the outcome of
+/// the commit that carried the kept run.
+pub struct Write {
+    pub durability: Durability,
+    pub run: RunFn,
+    pub done: Box<dyn FnOnce(ApiResult<()>) + Send>,
+}
 
-/// The database. Reads run on a pooled connection; writes are queued to one writer that commits
-/// them in groups (one fsync for many requests) and answers each only after its group is durable.
+/// A write's body: runs on a transaction, says whether to keep what it did.
+pub type RunFn = Box<dyn FnMut(&mut dyn Tx) -> bool + Send>;
+
+/// The database. Reads see a consistent snapshot; a write is answered only once it committed
+/// with its durability.
 pub trait Store: Send + Sync + 'static {
     /// Runs `f` against a consistent snapshot.
     fn read_with(&self, f: &mut dyn FnMut(&dyn Tx)) -> ApiResult<()>;
-    /// Queues `f` to run in its own savepoint of the next group commit. A `Durability::Process`
-    /// write survives a crash of the process (kill -9) but not of the machine; a group with any
-    /// `Durability::Disk` write is on disk before any of its writes is answered.
-    fn submit(&self, durability: Durability, f: WriteFn);
+    /// Queues a write. A `Durability::Process` write survives a crash of the process (kill -9)
+    /// but not of the machine; a `Durability::Disk` write is on disk before it is answered.
+    fn submit(&self, write: Write);
+    /// Whether other nodes may share this database (their tasks and changes are then seen by
+    /// polling, not by in-process wake-ups).
+    fn shared(&self) -> bool;
+    /// Which engine and where, for the start-up line (never a password).
+    fn describe(&self) -> String;
+}
+
+/// Opens the store a node is configured with: PostgreSQL at `database_url`, else the embedded
+/// SQLite database in `data_dir`. `create` says whether a missing SQLite database may be made
+/// (the server) or not (the admin commands, which refuse a directory without data).
+pub fn open(
+    database_url: Option<&str>,
+    data_dir: &std::path::Path,
+    create: bool,
+) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    Ok(match database_url {
+        Some(url) => std::sync::Arc::new(postgres::PgStore::open(url, create)?),
+        None => {
+            if !create && !data_dir.join(sqlite::DB_FILE).exists() {
+                anyhow::bail!(
+                    "{} holds no Gatehouse data (no {}): start `gatehouse serve --data-dir {0}` first",
+                    data_dir.display(),
+                    sqlite::DB_FILE
+                );
+            }
+            std::sync::Arc::new(sqlite::SqliteStore::open(data_dir)?)
+        }
+    })
 }
 
 impl dyn Store {
@@ -228,11 +322,11 @@ impl dyn Store {
         out.unwrap_or_else(|| Err(ApiError::internal("read did not run")))
     }
 
-    /// Runs `f` as a durable write and waits until its group has committed. An `Err` from `f`
-    /// rolls back only what `f` did.
+    /// Runs `f` as a durable write and waits until it has committed. An `Err` from `f` rolls
+    /// back only what `f` did. `f` may run more than once (see the module doc).
     pub fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut dyn Tx) -> ApiResult<T> + Send + 'static,
+        f: impl FnMut(&mut dyn Tx) -> ApiResult<T> + Send + 'static,
     ) -> impl Future<Output = ApiResult<T>> + Send + 'static {
         self.write_with(Durability::Disk, f)
     }
@@ -240,20 +334,26 @@ impl dyn Store {
     pub fn write_with<T: Send + 'static>(
         &self,
         durability: Durability,
-        f: impl FnOnce(&mut dyn Tx) -> ApiResult<T> + Send + 'static,
+        mut f: impl FnMut(&mut dyn Tx) -> ApiResult<T> + Send + 'static,
     ) -> impl Future<Output = ApiResult<T>> + Send + 'static {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(
+        // The last run's result: the one whose transaction committed (or failed to).
+        let result = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let slot = result.clone();
+        self.submit(Write {
             durability,
-            Box::new(move |t: &mut dyn Tx| {
-                let result = f(t);
-                let keep = result.is_ok();
-                let reply: Reply = Box::new(move |committed| {
-                    let _ = tx.send(committed.and(result));
-                });
-                (keep, reply)
+            run: Box::new(move |t: &mut dyn Tx| {
+                let r = f(t);
+                let keep = r.is_ok();
+                *slot.lock().expect("write result") = Some(r);
+                keep
             }),
-        );
+            done: Box::new(move |committed| {
+                let ran = result.lock().expect("write result").take();
+                let ran = ran.unwrap_or_else(|| Err(ApiError::internal("the write did not run")));
+                let _ = tx.send(committed.and(ran));
+            }),
+        });
         async move { rx.await.map_err(|_| ApiError::internal("the writer stopped before answering"))? }
     }
 }
@@ -363,6 +463,18 @@ pub trait TxExt: Tx {
 }
 
 impl<T: Tx + ?Sized> TxExt for T {}
+
+/// An advance or finish that found its task no longer leased to its node.
+fn lease_held(rows: usize, task: &Task) -> ApiResult<()> {
+    if rows == 1 {
+        return Ok(());
+    }
+    Err(StoreError::Conflict(format!(
+        "task {} ({} {}) is no longer leased to {}",
+        task.id, task.op, task.resource_id, task.node
+    ))
+    .into())
+}
 
 pub fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64

@@ -160,8 +160,8 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
     let account_id = ctx.account_id;
     ctx.write_once(move |tx| {
         let mut c = find(tx, account_id, &region.id, &id)?;
-        if let Some(n) = name {
-            c.name = n;
+        if let Some(n) = &name {
+            c.name = n.clone();
             tx.update_as(&c)?;
         }
         Ok(object(json!({"SslVpnClientCertId": c.id, "Name": c.name})))

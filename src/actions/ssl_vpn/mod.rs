@@ -205,6 +205,7 @@ pub fn check_pools_apart(pool: &str, other: &str, other_server: &str) -> ApiResu
 }
 
 /// The settings Create takes and Modify changes, parsed up front (outside the transaction).
+#[derive(Clone)]
 struct Settings {
     name: Option<String>,
     client_ip_pool: Option<Ipv4Net>,
@@ -347,7 +348,7 @@ pub async fn modify(ctx: Ctx) -> ApiResult<Body> {
         let mut s = find(tx, account_id, &region.id, &id)?;
         let mut gw = vpn_gateways::find(tx, account_id, &region.id, &s.vpn_gateway_id, 404)?;
         let before = s.clone();
-        settings.apply(&mut s)?;
+        settings.clone().apply(&mut s)?;
         if let Some(i) = super::ipsec_server::of_gateway(tx, &gw)? {
             check_pools_apart(&s.client_ip_pool, &i.client_ip_pool, "IPsec server")?;
         }

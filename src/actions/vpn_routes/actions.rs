@@ -124,9 +124,9 @@ async fn create_route<K: RouteKind>(ctx: Ctx) -> ApiResult<Body> {
         let route = Route {
             weight: key.weight,
             published: publish,
-            description,
-            overlay_mode,
-            ..Route::new(&Scope::of(gw), key.kind, Origin::Custom, key.dest, conn.id, now_ms())
+            description: description.clone(),
+            overlay_mode: overlay_mode.clone(),
+            ..Route::new(&Scope::of(gw), key.kind.clone(), Origin::Custom, key.dest.clone(), conn.id, now_ms())
         };
         if tx.get_as::<Route<K>>(gw.account_id, &route.id)?.is_some() {
             return Err(already_exists());

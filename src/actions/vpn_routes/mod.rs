@@ -564,7 +564,7 @@ async fn change_gateway(
     ctx: &Ctx,
     region: Region,
     gw_id: String,
-    change: impl FnOnce(&mut dyn Tx, &VpnGateway) -> ApiResult<Body> + Send + 'static,
+    mut change: impl FnMut(&mut dyn Tx, &VpnGateway) -> ApiResult<Body> + Send + 'static,
 ) -> ApiResult<Body> {
     let (account_id, delay) = (ctx.account_id, ctx.app.config.transition_delay);
     ctx.write_once(move |tx| {

@@ -111,4 +111,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     INSERT INTO reindex (kind) VALUES ('VpnConnection');",
     // 4: tasks an operator asked to complete now (the control API): every step due at once.
     "ALTER TABLE tasks ADD COLUMN expedited INTEGER NOT NULL DEFAULT 0;",
+    // 5: a task's lease (`Tx::claim_tasks`): the node running its step, and until when.
+    "ALTER TABLE tasks ADD COLUMN lease_owner TEXT;
+     ALTER TABLE tasks ADD COLUMN lease_until_ms BIGINT;",
 ];

@@ -11,7 +11,11 @@ use std::sync::{mpsc, Mutex};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
+use super::sql::{self, Arg, Dialect, RECORD_COLUMNS};
 use super::*;
+
+/// The database's file name in the data directory.
+pub const DB_FILE: &str = "gatehouse.db";
 
 /// How many queued writes one commit may carry.
 const MAX_GROUP: usize = 512;
@@ -25,7 +29,7 @@ use migrations::MIGRATIONS;
 pub struct SqliteStore {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
-    writes: Mutex<mpsc::Sender<(Durability, WriteFn)>>,
+    writes: Mutex<mpsc::Sender<Write>>,
 }
 
 /// The data directory (0700) and the database (0600) are the operator's alone, whatever the
@@ -48,7 +52,7 @@ fn private_files(data_dir: &Path, db: &Path) -> std::io::Result<()> {
 impl SqliteStore {
     /// Opens (creating if needed) `<data_dir>/gatehouse.db`, migrates it and starts the writer.
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
-        let path = data_dir.join("gatehouse.db");
+        let path = data_dir.join(DB_FILE);
         private_files(data_dir, &path)?;
         let mut conn = Connection::open(&path)?;
         // The writer never checkpoints (that would stall every queued request behind it); a
@@ -58,7 +62,7 @@ impl SqliteStore {
              PRAGMA wal_autocheckpoint = 0;",
         )?;
         migrate(&mut conn)?;
-        let (sender, receiver) = mpsc::channel::<(Durability, WriteFn)>();
+        let (sender, receiver) = mpsc::channel::<Write>();
         std::thread::Builder::new().name("store-writer".into()).spawn(move || writer(conn, receiver))?;
         let checkpoints = Connection::open(&path)?;
         checkpoints.execute_batch("PRAGMA busy_timeout = 10000;")?;
@@ -88,9 +92,17 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn submit(&self, durability: Durability, f: WriteFn) {
+    fn submit(&self, write: Write) {
         // A send only fails once the writer has died; the dropped reply then reports it.
-        let _ = self.writes.lock().expect("write queue").send((durability, f));
+        let _ = self.writes.lock().expect("write queue").send(write);
+    }
+
+    fn shared(&self) -> bool {
+        false
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.path.display())
     }
 }
 
@@ -123,7 +135,8 @@ fn checkpointer(conn: Connection) {
 }
 
 /// The writer thread: take what is queued, run each in a savepoint, commit once, then answer all.
-fn writer(mut conn: Connection, queue: mpsc::Receiver<(Durability, WriteFn)>) {
+/// One writer means no write ever collides with another: each runs once.
+fn writer(mut conn: Connection, queue: mpsc::Receiver<Write>) {
     let mut synced = true;
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
@@ -134,7 +147,7 @@ fn writer(mut conn: Connection, queue: mpsc::Receiver<(Durability, WriteFn)>) {
             }
         }
         // fsync the commit only when something in the group needs it.
-        let sync = group.iter().any(|(d, _)| *d == Durability::Disk);
+        let sync = group.iter().any(|w| w.durability == Durability::Disk);
         if sync != synced {
             let mode = if sync { "FULL" } else { "NORMAL" };
             if let Err(e) = conn.execute_batch(&format!("PRAGMA synchronous = {mode}")) {
@@ -147,17 +160,17 @@ fn writer(mut conn: Connection, queue: mpsc::Receiver<(Durability, WriteFn)>) {
         let (size, started) = (group.len(), std::time::Instant::now());
         let outcome = (|| -> rusqlite::Result<()> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for (_, f) in group.drain(..) {
+            for mut w in group.drain(..) {
                 tx.execute_batch("SAVEPOINT w")?;
-                let ran = catch_unwind(AssertUnwindSafe(|| f(&mut SqliteTx { conn: &tx })));
+                let ran = catch_unwind(AssertUnwindSafe(|| (w.run)(&mut SqliteTx { conn: &tx })));
                 match ran {
-                    Ok((true, reply)) => {
+                    Ok(true) => {
                         tx.execute_batch("RELEASE w")?;
-                        replies.push(reply);
+                        replies.push(w.done);
                     }
-                    Ok((false, reply)) => {
+                    Ok(false) => {
                         tx.execute_batch("ROLLBACK TO w; RELEASE w")?;
-                        replies.push(reply);
+                        replies.push(w.done);
                     }
                     // A panicking write is dropped with its reply: its caller sees InternalError.
                     Err(_) => tx.execute_batch("ROLLBACK TO w; RELEASE w")?,
@@ -174,7 +187,22 @@ fn writer(mut conn: Connection, queue: mpsc::Receiver<(Durability, WriteFn)>) {
 }
 
 fn db_err(e: rusqlite::Error) -> ApiError {
-    ApiError::internal(format!("database: {e}"))
+    // SQLITE_CONSTRAINT_UNIQUE and SQLITE_CONSTRAINT_PRIMARYKEY.
+    let unique = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.extended_code, 2067 | 1555));
+    let busy = matches!(&e, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked));
+    ApiError::from(match () {
+        _ if unique => StoreError::Unique(e.to_string()),
+        _ if busy => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Internal(e.to_string()),
+    })
+}
+
+fn sql_args(args: Vec<Arg>) -> impl Iterator<Item = Value> {
+    args.into_iter().map(|a| match a {
+        Arg::Int(i) => Value::Integer(i),
+        Arg::Text(t) => Value::Text(t),
+    })
 }
 
 struct SqliteTx<'c> {
@@ -229,8 +257,6 @@ impl SqliteTx<'_> {
     }
 }
 
-const RECORD_COLUMNS: &str = "kind, account_id, region_id, id, parent_id, unique_key, status, name, created_ms, body";
-
 fn record_from_row(kind: &'static str, row: &Row) -> rusqlite::Result<Record> {
     Ok(Record {
         kind,
@@ -261,60 +287,6 @@ fn key_from_row(row: &Row) -> rusqlite::Result<AccessKeyRow> {
 const KEY_SELECT: &str = "SELECT k.id, k.account_id, a.name, k.sealed_secret, k.enabled, k.created_ms
      FROM access_keys k JOIN accounts a ON a.id = k.account_id";
 
-/// `WHERE` clause and arguments for a `ListQuery` over `resources r`.
-fn list_filter(q: &ListQuery) -> (String, Vec<Value>) {
-    let mut sql = String::from("r.account_id = ? AND r.kind = ?");
-    let mut args = vec![Value::Integer(q.account_id), Value::Text(q.kind.to_string())];
-    // With refs, the few ids they name drive the query: `+` keeps SQLite (which has no
-    // statistics here) from walking every row of a region, gateway or status instead.
-    let col = if q.refers_to.is_empty() { "r." } else { "+r." };
-    if let Some(region) = &q.region_id {
-        sql.push_str(&format!(" AND {col}region_id = ?"));
-        args.push(Value::Text(region.clone()));
-    }
-    if !q.ids.is_empty() {
-        sql.push_str(" AND r.id IN (");
-        sql.push_str(&vec!["?"; q.ids.len()].join(", "));
-        sql.push(')');
-        args.extend(q.ids.iter().map(|id| Value::Text(id.clone())));
-    }
-    if let Some(parent) = &q.parent_id {
-        sql.push_str(&format!(" AND {col}parent_id = ?"));
-        args.push(Value::Text(parent.clone()));
-    }
-    if let Some(key) = &q.unique_key {
-        sql.push_str(&format!(" AND {col}unique_key = ?"));
-        args.push(Value::Text(key.clone()));
-    }
-    if let Some(status) = &q.status {
-        sql.push_str(&format!(" AND {col}status = ?"));
-        args.push(Value::Text(status.clone()));
-    }
-    if !q.refers_to.is_empty() {
-        // Not correlated: the ids come from the index, then each row by its unique key.
-        sql.push_str(
-            " AND r.id IN (SELECT x.id FROM resource_refs x WHERE x.account_id = ? AND x.kind = ? AND x.ref IN (",
-        );
-        sql.push_str(&vec!["?"; q.refers_to.len()].join(", "));
-        sql.push_str("))");
-        args.extend([Value::Integer(q.account_id), Value::Text(q.kind.to_string())]);
-        args.extend(q.refers_to.iter().map(|r| Value::Text(r.clone())));
-    }
-    for (key, value) in &q.tags {
-        sql.push_str(
-            " AND EXISTS (SELECT 1 FROM tags t WHERE t.account_id = r.account_id AND t.kind = r.kind \
-             AND t.resource_id = r.id AND t.key = ?",
-        );
-        args.push(Value::Text(key.clone()));
-        if let Some(v) = value {
-            sql.push_str(" AND t.value = ?");
-            args.push(Value::Text(v.clone()));
-        }
-        sql.push(')');
-    }
-    (sql, args)
-}
-
 impl Tx for SqliteTx<'_> {
     fn get(&self, kind: &'static str, account_id: i64, id: &str) -> ApiResult<Option<Record>> {
         let mut st = self
@@ -327,46 +299,25 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn list(&self, q: &ListQuery) -> ApiResult<Vec<Record>> {
-        let (filter, mut args) = list_filter(q);
-        let sql = match q.limit {
-            // Skip through the index alone, then read only the rows of the page.
-            Some(limit) => {
-                // SQLite's numbers are i64: anything beyond is past every list anyway.
-                args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
-                args.push(Value::Integer(i64::try_from(q.offset).unwrap_or(i64::MAX)));
-                format!(
-                    "SELECT {RECORD_COLUMNS} FROM resources WHERE seq IN \
-                     (SELECT r.seq FROM resources r WHERE {filter} ORDER BY r.seq DESC LIMIT ? OFFSET ?) \
-                     ORDER BY seq DESC"
-                )
-            }
-            None => format!("SELECT {RECORD_COLUMNS} FROM resources r WHERE {filter} ORDER BY r.seq DESC"),
-        };
-        let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
-        let rows = st.query_map(params_from_iter(args), |row| record_from_row(q.kind, row)).map_err(db_err)?;
+        let sql = sql::list_query(Dialect::Sqlite, q);
+        let mut st = self.conn.prepare_cached(&sql.text).map_err(db_err)?;
+        let rows =
+            st.query_map(params_from_iter(sql_args(sql.args)), |row| record_from_row(q.kind, row)).map_err(db_err)?;
         rows.collect::<Result<_, _>>().map_err(db_err)
     }
 
     fn count(&self, q: &ListQuery) -> ApiResult<u64> {
-        let whole_region = q.ids.is_empty()
-            && q.parent_id.is_none()
-            && q.unique_key.is_none()
-            && q.status.is_none()
-            && q.refers_to.is_empty()
-            && q.tags.is_empty();
-        if let (true, Some(region)) = (whole_region, &q.region_id) {
+        let Some(sql) = sql::count_query(Dialect::Sqlite, q) else {
             let mut st = self
                 .conn
                 .prepare_cached("SELECT n FROM resource_counts WHERE account_id = ?1 AND kind = ?2 AND region_id = ?3")
                 .map_err(db_err)?;
             let n: Option<i64> =
-                st.query_row(params![q.account_id, q.kind, region], |r| r.get(0)).optional().map_err(db_err)?;
+                st.query_row(params![q.account_id, q.kind, q.region_id], |r| r.get(0)).optional().map_err(db_err)?;
             return Ok(n.unwrap_or(0) as u64);
-        }
-        let (filter, args) = list_filter(q);
-        let mut st =
-            self.conn.prepare_cached(&format!("SELECT COUNT(*) FROM resources r WHERE {filter}")).map_err(db_err)?;
-        st.query_row(params_from_iter(args), |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(db_err)
+        };
+        let mut st = self.conn.prepare_cached(&sql.text).map_err(db_err)?;
+        st.query_row(params_from_iter(sql_args(sql.args)), |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(db_err)
     }
 
     fn insert(&mut self, rec: &Record) -> ApiResult<()> {
@@ -442,16 +393,10 @@ impl Tx for SqliteTx<'_> {
         if ids.is_empty() {
             return Ok(out);
         }
-        let sql = format!(
-            "SELECT resource_id, key, value FROM tags WHERE account_id = ? AND kind = ? AND resource_id IN ({}) \
-             ORDER BY resource_id, key",
-            vec!["?"; ids.len()].join(", ")
-        );
-        let mut args = vec![Value::Integer(account_id), Value::Text(kind.to_string())];
-        args.extend(ids.iter().map(|i| Value::Text(i.clone())));
-        let mut st = self.conn.prepare_cached(&sql).map_err(db_err)?;
+        let sql = sql::tags_query(Dialect::Sqlite, kind, account_id, ids);
+        let mut st = self.conn.prepare_cached(&sql.text).map_err(db_err)?;
         let rows = st
-            .query_map(params_from_iter(args), |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))
+            .query_map(params_from_iter(sql_args(sql.args)), |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))
             .map_err(db_err)?;
         for row in rows {
             let (id, k, v) = row.map_err(db_err)?;
@@ -504,16 +449,18 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn due_tasks(&self, now_ms: i64, limit: u64) -> ApiResult<Vec<Task>> {
+    fn claim_tasks(&mut self, node: &str, now_ms: i64, lease_until_ms: i64, limit: u64) -> ApiResult<Vec<Task>> {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT id, account_id, kind, resource_id, op, step, due_ms, expedited FROM tasks
-                 WHERE due_ms <= ?1 ORDER BY due_ms, id LIMIT ?2",
+                "UPDATE tasks SET lease_owner = ?1, lease_until_ms = ?3 WHERE id IN
+                   (SELECT id FROM tasks WHERE due_ms <= ?2 AND (lease_until_ms IS NULL OR lease_until_ms < ?2)
+                    ORDER BY due_ms, id LIMIT ?4)
+                 RETURNING id, account_id, kind, resource_id, op, step, due_ms, expedited, lease_owner",
             )
             .map_err(db_err)?;
         let rows = st
-            .query_map(params![now_ms, limit as i64], |r| {
+            .query_map(params![node, now_ms, lease_until_ms, limit as i64], |r| {
                 Ok(Task {
                     id: r.get(0)?,
                     account_id: r.get(1)?,
@@ -523,29 +470,44 @@ impl Tx for SqliteTx<'_> {
                     step: r.get(5)?,
                     due_ms: r.get(6)?,
                     expedited: r.get(7)?,
+                    node: r.get(8)?,
                 })
             })
             .map_err(db_err)?;
-        rows.collect::<Result<_, _>>().map_err(db_err)
+        let mut tasks = rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?;
+        tasks.sort_by_key(|t| (t.due_ms, t.id));
+        Ok(tasks)
     }
 
     fn next_due_ms(&self) -> ApiResult<Option<i64>> {
-        self.conn.query_row("SELECT MIN(due_ms) FROM tasks", [], |r| r.get(0)).map_err(db_err)
+        self.conn
+            .query_row("SELECT MIN(MAX(due_ms, COALESCE(lease_until_ms, 0))) FROM tasks", [], |r| r.get(0))
+            .map_err(db_err)
     }
 
-    fn advance_task(&mut self, id: i64, step: i64, due_ms: i64) -> ApiResult<()> {
-        self.conn
-            .prepare_cached("UPDATE tasks SET step = ?2, due_ms = ?3 WHERE id = ?1")
-            .and_then(|mut st| st.execute(params![id, step, due_ms]))
+    fn advance_task(&mut self, task: &Task, step: i64, due_ms: i64) -> ApiResult<()> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE tasks SET step = ?3, due_ms = ?4, lease_owner = NULL, lease_until_ms = NULL
+                 WHERE id = ?1 AND lease_owner = ?2",
+            )
+            .and_then(|mut st| st.execute(params![task.id, task.node, step, due_ms]))
             .map_err(db_err)?;
-        Ok(())
+        lease_held(n, task)
     }
 
-    fn finish_task(&mut self, id: i64) -> ApiResult<()> {
-        self.conn
-            .prepare_cached("DELETE FROM tasks WHERE id = ?1")
-            .and_then(|mut st| st.execute(params![id]))
+    fn finish_task(&mut self, task: &Task) -> ApiResult<()> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM tasks WHERE id = ?1 AND lease_owner = ?2")
+            .and_then(|mut st| st.execute(params![task.id, task.node]))
             .map_err(db_err)?;
+        lease_held(n, task)
+    }
+
+    fn release_leases(&mut self) -> ApiResult<()> {
+        self.conn.execute("UPDATE tasks SET lease_owner = NULL, lease_until_ms = NULL", []).map_err(db_err)?;
         Ok(())
     }
 

@@ -1,0 +1,475 @@
+//! `Tx` on one PostgreSQL connection inside an open transaction. Statements are prepared once
+//! per connection. The first database error is kept (`take_fault`): after it the transaction is
+//! aborted, and the engine decides whether to run the write again.
+
+use std::cell::RefCell;
+
+use ::postgres::types::ToSql;
+use ::postgres::{Row, Statement};
+
+use super::super::sql::{self, Arg, Dialect, RECORD_COLUMNS};
+use super::super::*;
+use super::{classify, Conn};
+
+pub(super) struct PgTx<'c> {
+    conn: RefCell<&'c mut Conn>,
+    fault: RefCell<Option<StoreError>>,
+}
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+impl<'c> PgTx<'c> {
+    pub fn new(conn: &'c mut Conn) -> Self {
+        PgTx { conn: RefCell::new(conn), fault: RefCell::new(None) }
+    }
+
+    pub fn take_fault(&self) -> Option<StoreError> {
+        self.fault.borrow_mut().take()
+    }
+
+    fn fail(&self, e: ::postgres::Error) -> ApiError {
+        let e = classify(e);
+        self.fault.borrow_mut().get_or_insert(e.clone());
+        e.into()
+    }
+
+    /// `sql` prepared on this connection (once: then from the cache).
+    fn prepared(&self, conn: &mut Conn, sql: &str) -> ApiResult<Statement> {
+        if let Some(st) = conn.statements.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = conn.client.prepare(sql).map_err(|e| self.fail(e))?;
+        conn.statements.insert(sql.to_string(), st.clone());
+        Ok(st)
+    }
+
+    fn query(&self, sql: &str, params: Params) -> ApiResult<Vec<Row>> {
+        let mut conn = self.conn.borrow_mut();
+        let statement = self.prepared(&mut conn, sql)?;
+        conn.client.query(&statement, params).map_err(|e| self.fail(e))
+    }
+
+    fn execute(&self, sql: &str, params: Params) -> ApiResult<u64> {
+        let mut conn = self.conn.borrow_mut();
+        let statement = self.prepared(&mut conn, sql)?;
+        conn.client.execute(&statement, params).map_err(|e| self.fail(e))
+    }
+
+    fn query_opt(&self, sql: &str, params: Params) -> ApiResult<Option<Row>> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    fn query_one(&self, sql: &str, params: Params) -> ApiResult<Row> {
+        self.query_opt(sql, params)?.ok_or_else(|| ApiError::internal(format!("no row from {sql}")))
+    }
+
+    /// Runs a statement built at run time (`sql::Sql`).
+    fn query_built(&self, built: sql::Sql) -> ApiResult<Vec<Row>> {
+        let args: Vec<Box<dyn ToSql + Sync>> = built
+            .args
+            .into_iter()
+            .map(|a| -> Box<dyn ToSql + Sync> {
+                match a {
+                    Arg::Int(i) => Box::new(i),
+                    Arg::Text(t) => Box::new(t),
+                }
+            })
+            .collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| &**a).collect();
+        self.query(&built.text, &refs)
+    }
+
+    fn set_refs(&self, rec: &Record) -> ApiResult<()> {
+        let mut wanted: Vec<&String> = rec.refs.iter().collect();
+        wanted.sort();
+        wanted.dedup();
+        let stored = self.query(
+            "SELECT ref FROM resource_refs WHERE account_id = $1 AND kind = $2 AND id = $3 ORDER BY ref",
+            &[&rec.account_id, &rec.kind, &rec.id],
+        )?;
+        if stored.iter().map(|r| r.get::<_, String>(0)).eq(wanted.iter().map(|s| s.to_string())) {
+            return Ok(());
+        }
+        self.clear_refs(rec.kind, rec.account_id, &rec.id)?;
+        for r in wanted {
+            self.execute(
+                "INSERT INTO resource_refs (account_id, kind, ref, id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&rec.account_id, &rec.kind, r, &rec.id],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn clear_refs(&self, kind: &str, account_id: i64, id: &str) -> ApiResult<()> {
+        self.execute(
+            "DELETE FROM resource_refs WHERE account_id = $1 AND kind = $2 AND id = $3",
+            &[&account_id, &kind, &id],
+        )
+        .map(drop)
+    }
+
+    fn adjust_count(&self, account_id: i64, kind: &str, region_id: &str, by: i64) -> ApiResult<()> {
+        self.execute(
+            "INSERT INTO resource_counts (account_id, kind, region_id, n) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (account_id, kind, region_id) DO UPDATE SET n = resource_counts.n + EXCLUDED.n",
+            &[&account_id, &kind, &region_id, &by],
+        )
+        .map(drop)
+    }
+}
+
+fn record_from_row(kind: &'static str, row: &Row) -> Record {
+    Record {
+        kind,
+        account_id: row.get(1),
+        region_id: row.get(2),
+        id: row.get(3),
+        parent_id: row.get(4),
+        unique_key: row.get(5),
+        status: row.get(6),
+        name: row.get(7),
+        created_ms: row.get(8),
+        body: row.get(9),
+        refs: Vec::new(),
+    }
+}
+
+fn task_from_row(r: &Row) -> Task {
+    Task {
+        id: r.get(0),
+        account_id: r.get(1),
+        kind: r.get(2),
+        resource_id: r.get(3),
+        op: r.get(4),
+        step: r.get(5),
+        due_ms: r.get(6),
+        expedited: r.get(7),
+        node: r.get(8),
+    }
+}
+
+fn account_from_row(r: &Row) -> Account {
+    Account { id: r.get(0), name: r.get(1), created_ms: r.get(2) }
+}
+
+fn key_from_row(r: &Row) -> AccessKeyRow {
+    AccessKeyRow {
+        id: r.get(0),
+        account_id: r.get(1),
+        account_name: r.get(2),
+        sealed_secret: r.get(3),
+        enabled: r.get(4),
+        created_ms: r.get(5),
+    }
+}
+
+const KEY_SELECT: &str = "SELECT k.id, k.account_id, a.name, k.sealed_secret, k.enabled, k.created_ms
+     FROM access_keys k JOIN accounts a ON a.id = k.account_id";
+
+impl Tx for PgTx<'_> {
+    fn get(&self, kind: &'static str, account_id: i64, id: &str) -> ApiResult<Option<Record>> {
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM resources WHERE kind = $1 AND account_id = $2 AND id = $3");
+        Ok(self.query_opt(&sql, &[&kind, &account_id, &id])?.map(|r| record_from_row(kind, &r)))
+    }
+
+    fn list(&self, q: &ListQuery) -> ApiResult<Vec<Record>> {
+        let rows = self.query_built(sql::list_query(Dialect::Postgres, q))?;
+        Ok(rows.iter().map(|r| record_from_row(q.kind, r)).collect())
+    }
+
+    fn count(&self, q: &ListQuery) -> ApiResult<u64> {
+        let n: i64 = match sql::count_query(Dialect::Postgres, q) {
+            Some(built) => self.query_built(built)?.first().map(|r| r.get(0)).unwrap_or(0),
+            None => self
+                .query_opt(
+                    "SELECT n FROM resource_counts WHERE account_id = $1 AND kind = $2 AND region_id = $3",
+                    &[&q.account_id, &q.kind, &q.region_id],
+                )?
+                .map(|r| r.get(0))
+                .unwrap_or(0),
+        };
+        Ok(n.max(0) as u64)
+    }
+
+    fn insert(&mut self, rec: &Record) -> ApiResult<()> {
+        let sql = format!("INSERT INTO resources ({RECORD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+        self.execute(
+            &sql,
+            &[
+                &rec.kind,
+                &rec.account_id,
+                &rec.region_id,
+                &rec.id,
+                &rec.parent_id,
+                &rec.unique_key,
+                &rec.status,
+                &rec.name,
+                &rec.created_ms,
+                &rec.body,
+            ],
+        )?;
+        self.set_refs(rec)?;
+        self.adjust_count(rec.account_id, rec.kind, &rec.region_id, 1)
+    }
+
+    fn update(&mut self, rec: &Record) -> ApiResult<()> {
+        let n = self.execute(
+            "UPDATE resources SET parent_id = $4, unique_key = $5, status = $6, name = $7, body = $8
+             WHERE kind = $1 AND account_id = $2 AND id = $3",
+            &[&rec.kind, &rec.account_id, &rec.id, &rec.parent_id, &rec.unique_key, &rec.status, &rec.name, &rec.body],
+        )?;
+        if n == 0 {
+            return Err(ApiError::internal(format!("update of missing {} {}", rec.kind, rec.id)));
+        }
+        self.set_refs(rec)
+    }
+
+    fn delete(&mut self, kind: &'static str, account_id: i64, id: &str) -> ApiResult<()> {
+        let region = self.query_opt(
+            "DELETE FROM resources WHERE kind = $1 AND account_id = $2 AND id = $3 RETURNING region_id",
+            &[&kind, &account_id, &id],
+        )?;
+        if let Some(region) = region {
+            self.adjust_count(account_id, kind, &region.get::<_, String>(0), -1)?;
+        }
+        self.clear_refs(kind, account_id, id)?;
+        self.remove_tags(kind, account_id, id, None)
+    }
+
+    fn tags_of(
+        &self,
+        kind: &str,
+        account_id: i64,
+        ids: &[String],
+    ) -> ApiResult<HashMap<String, Vec<(String, String)>>> {
+        let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        for r in self.query_built(sql::tags_query(Dialect::Postgres, kind, account_id, ids))? {
+            out.entry(r.get(0)).or_default().push((r.get(1), r.get(2)));
+        }
+        Ok(out)
+    }
+
+    fn set_tag(&mut self, b: &TagBinding, account_id: i64) -> ApiResult<()> {
+        self.execute(
+            "INSERT INTO tags (account_id, kind, resource_id, key, value) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (account_id, kind, resource_id, key) DO UPDATE SET value = EXCLUDED.value",
+            &[&account_id, &b.kind, &b.resource_id, &b.key, &b.value],
+        )
+        .map(drop)
+    }
+
+    fn remove_tags(&mut self, kind: &str, account_id: i64, id: &str, keys: Option<&[String]>) -> ApiResult<()> {
+        match keys {
+            None => self.execute(
+                "DELETE FROM tags WHERE account_id = $1 AND kind = $2 AND resource_id = $3",
+                &[&account_id, &kind, &id],
+            )?,
+            Some(keys) => self.execute(
+                "DELETE FROM tags WHERE account_id = $1 AND kind = $2 AND resource_id = $3 AND key = ANY($4)",
+                &[&account_id, &kind, &id, &keys],
+            )?,
+        };
+        Ok(())
+    }
+
+    fn add_task(&mut self, account_id: i64, kind: &str, resource_id: &str, op: &str, due_ms: i64) -> ApiResult<()> {
+        self.execute(
+            "INSERT INTO tasks (account_id, kind, resource_id, op, step, due_ms) VALUES ($1, $2, $3, $4, 0, $5)",
+            &[&account_id, &kind, &resource_id, &op, &due_ms],
+        )
+        .map(drop)
+    }
+
+    fn claim_tasks(&mut self, node: &str, now_ms: i64, lease_until_ms: i64, limit: u64) -> ApiResult<Vec<Task>> {
+        // SKIP LOCKED: a task another node is claiming right now is left to it.
+        let rows = self.query(
+            "UPDATE tasks SET lease_owner = $1, lease_until_ms = $3 WHERE id IN
+               (SELECT id FROM tasks WHERE due_ms <= $2 AND (lease_until_ms IS NULL OR lease_until_ms < $2)
+                ORDER BY due_ms, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+             RETURNING id, account_id, kind, resource_id, op, step, due_ms, expedited, lease_owner",
+            &[&node, &now_ms, &lease_until_ms, &(limit.min(i64::MAX as u64) as i64)],
+        )?;
+        let mut tasks: Vec<Task> = rows.iter().map(task_from_row).collect();
+        tasks.sort_by_key(|t| (t.due_ms, t.id));
+        Ok(tasks)
+    }
+
+    fn next_due_ms(&self) -> ApiResult<Option<i64>> {
+        Ok(self.query_one("SELECT MIN(GREATEST(due_ms, COALESCE(lease_until_ms, 0))) FROM tasks", &[])?.get(0))
+    }
+
+    fn advance_task(&mut self, task: &Task, step: i64, due_ms: i64) -> ApiResult<()> {
+        let n = self.execute(
+            "UPDATE tasks SET step = $3, due_ms = $4, lease_owner = NULL, lease_until_ms = NULL
+             WHERE id = $1 AND lease_owner = $2",
+            &[&task.id, &task.node, &step, &due_ms],
+        )?;
+        lease_held(n as usize, task)
+    }
+
+    fn finish_task(&mut self, task: &Task) -> ApiResult<()> {
+        let n = self.execute("DELETE FROM tasks WHERE id = $1 AND lease_owner = $2", &[&task.id, &task.node])?;
+        lease_held(n as usize, task)
+    }
+
+    fn release_leases(&mut self) -> ApiResult<()> {
+        self.execute("UPDATE tasks SET lease_owner = NULL, lease_until_ms = NULL WHERE lease_owner IS NOT NULL", &[])
+            .map(drop)
+    }
+
+    fn expedite_tasks(&mut self, account_id: Option<i64>, now_ms: i64) -> ApiResult<u64> {
+        self.execute(
+            "UPDATE tasks SET expedited = TRUE, due_ms = LEAST(due_ms, $2)
+             WHERE $1::BIGINT IS NULL OR account_id = $1",
+            &[&account_id, &now_ms],
+        )
+    }
+
+    fn task_stats(&self, now_ms: i64) -> ApiResult<TaskStats> {
+        let r = self.query_one(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE due_ms <= $1), MIN(due_ms) FILTER (WHERE due_ms <= $1)
+             FROM tasks",
+            &[&now_ms],
+        )?;
+        Ok(TaskStats { queued: r.get::<_, i64>(0) as u64, due: r.get::<_, i64>(1) as u64, oldest_due_ms: r.get(2) })
+    }
+
+    fn drop_resources(&mut self, account_id: Option<i64>) -> ApiResult<Vec<Dropped>> {
+        let filter = "WHERE $1::BIGINT IS NULL OR account_id = $1";
+        let rows =
+            self.query(&format!("DELETE FROM resources {filter} RETURNING account_id, kind, id"), &[&account_id])?;
+        for table in ["tags", "resource_refs", "resource_counts", "tasks", "client_tokens"] {
+            self.execute(&format!("DELETE FROM {table} {filter}"), &[&account_id])?;
+        }
+        Ok(rows.iter().map(|r| Dropped { account_id: r.get(0), kind: r.get(1), id: r.get(2) }).collect())
+    }
+
+    fn resource_statuses(&self) -> ApiResult<Vec<(String, String, u64)>> {
+        let rows = self.query("SELECT kind, status, COUNT(*) FROM resources GROUP BY kind, status", &[])?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64)).collect())
+    }
+
+    fn idempotent_answer(&self, account_id: i64, action: &str, token: &str) -> ApiResult<Option<IdempotentAnswer>> {
+        let row = self.query_opt(
+            "SELECT params_hash, response FROM client_tokens WHERE account_id = $1 AND action = $2 AND token = $3",
+            &[&account_id, &action, &token],
+        )?;
+        Ok(row.map(|r| IdempotentAnswer { params_hash: r.get(0), response: r.get(1) }))
+    }
+
+    fn remember_answer(
+        &mut self,
+        account_id: i64,
+        action: &str,
+        token: &str,
+        a: &IdempotentAnswer,
+        now_ms: i64,
+    ) -> ApiResult<()> {
+        self.execute(
+            "INSERT INTO client_tokens (account_id, action, token, params_hash, response, created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&account_id, &action, &token, &a.params_hash, &a.response, &now_ms],
+        )
+        .map(drop)
+    }
+
+    fn use_nonce(&mut self, access_key_id: &str, nonce: &str, expires_ms: i64) -> ApiResult<bool> {
+        let n = self.execute(
+            "INSERT INTO nonces (access_key_id, nonce, expires_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (access_key_id, nonce) DO NOTHING",
+            &[&access_key_id, &nonce, &expires_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn purge_expired(&mut self, now_ms: i64, token_ttl_ms: i64) -> ApiResult<()> {
+        self.execute("DELETE FROM nonces WHERE expires_ms < $1", &[&now_ms])?;
+        self.execute("DELETE FROM client_tokens WHERE created_ms < $1", &[&(now_ms - token_ttl_ms)]).map(drop)
+    }
+
+    fn allocate_address(&mut self, pool: &str, size: u64, owner: &str) -> ApiResult<Option<u64>> {
+        // Reuse the lowest released index, else take the pool's next never-used one.
+        let freed = self.query_opt(
+            "DELETE FROM address_free WHERE pool = $1 AND idx = (SELECT MIN(idx) FROM address_free WHERE pool = $1)
+             RETURNING idx",
+            &[&pool],
+        )?;
+        let idx: i64 = match freed {
+            Some(r) => r.get(0),
+            None => {
+                let next: i64 = self
+                    .query_one(
+                        "INSERT INTO address_pools (pool, next_idx) VALUES ($1, 1)
+                         ON CONFLICT (pool) DO UPDATE SET next_idx = address_pools.next_idx + 1 RETURNING next_idx",
+                        &[&pool],
+                    )?
+                    .get(0);
+                if next as u64 > size {
+                    // Leave the mark where it was, so the pool stays exactly full.
+                    self.execute("UPDATE address_pools SET next_idx = next_idx - 1 WHERE pool = $1", &[&pool])?;
+                    return Ok(None);
+                }
+                next - 1
+            }
+        };
+        self.execute("INSERT INTO address_leases (pool, idx, owner) VALUES ($1, $2, $3)", &[&pool, &idx, &owner])?;
+        Ok(Some(idx as u64))
+    }
+
+    fn release_addresses(&mut self, owner: &str) -> ApiResult<()> {
+        self.execute(
+            "INSERT INTO address_free (pool, idx) SELECT pool, idx FROM address_leases WHERE owner = $1",
+            &[&owner],
+        )?;
+        self.execute("DELETE FROM address_leases WHERE owner = $1", &[&owner]).map(drop)
+    }
+
+    fn create_account(&mut self, name: &str, now_ms: i64) -> ApiResult<Account> {
+        let r = self.query_one(
+            "INSERT INTO accounts (name, created_ms) VALUES ($1, $2) RETURNING id, name, created_ms",
+            &[&name, &now_ms],
+        )?;
+        Ok(account_from_row(&r))
+    }
+
+    fn account_by_name(&self, name: &str) -> ApiResult<Option<Account>> {
+        Ok(self
+            .query_opt("SELECT id, name, created_ms FROM accounts WHERE name = $1", &[&name])?
+            .map(|r| account_from_row(&r)))
+    }
+
+    fn accounts(&self) -> ApiResult<Vec<Account>> {
+        Ok(self
+            .query("SELECT id, name, created_ms FROM accounts ORDER BY id", &[])?
+            .iter()
+            .map(account_from_row)
+            .collect())
+    }
+
+    fn insert_key(&mut self, k: &AccessKeyRow) -> ApiResult<()> {
+        self.execute(
+            "INSERT INTO access_keys (id, account_id, sealed_secret, enabled, created_ms) VALUES ($1, $2, $3, $4, $5)",
+            &[&k.id, &k.account_id, &k.sealed_secret, &k.enabled, &k.created_ms],
+        )
+        .map(drop)
+    }
+
+    fn key(&self, id: &str) -> ApiResult<Option<AccessKeyRow>> {
+        Ok(self.query_opt(&format!("{KEY_SELECT} WHERE k.id = $1"), &[&id])?.map(|r| key_from_row(&r)))
+    }
+
+    fn keys(&self) -> ApiResult<Vec<AccessKeyRow>> {
+        Ok(self.query(&format!("{KEY_SELECT} ORDER BY k.created_ms, k.id"), &[])?.iter().map(key_from_row).collect())
+    }
+
+    fn set_key_enabled(&mut self, id: &str, enabled: bool) -> ApiResult<bool> {
+        Ok(self.execute("UPDATE access_keys SET enabled = $2 WHERE id = $1", &[&id, &enabled])? == 1)
+    }
+
+    fn take_reindex(&mut self) -> ApiResult<Vec<String>> {
+        Ok(self.query("DELETE FROM reindex RETURNING kind", &[])?.iter().map(|r| r.get(0)).collect())
+    }
+}
