@@ -90,6 +90,16 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _check_reachable(dir: Path, u: pwd.struct_passwd) -> None:
+    """The server's user must be able to walk down to ``dir`` (a root-only 0700 parent, like
+    mktemp's or pytest's, would stop it)."""
+    for parent in dir.parents:
+        st = parent.stat()
+        bit = 0o100 if st.st_uid == u.pw_uid else 0o010 if st.st_gid == u.pw_gid else 0o001
+        if not st.st_mode & bit:
+            raise RuntimeError(f"{dir}: user {u.pw_name} cannot enter {parent}; put the instance under $TMPDIR")
+
+
 def _alive(pid: int) -> bool:
     """Running (a zombie counts as gone: whoever is its parent reaps it)."""
     try:
@@ -160,6 +170,7 @@ class Instance:
             return
         u = _server_user()
         if u is not None:
+            _check_reachable(self.dir, u)
             os.chown(self.dir, u.pw_uid, u.pw_gid)
         os.chmod(self.dir, 0o755)  # root and the server's user both reach the socket
         # --no-sync: only initdb's own writes skip fsync; the running server keeps fsync on.

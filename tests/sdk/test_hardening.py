@@ -207,3 +207,14 @@ def test_files_are_private_under_a_lax_umask(hardened):
         assert not any(p.name.startswith("gatehouse.db") for p in files), files
     for p in files:
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+
+
+def test_a_missing_data_dir_is_made_private(tmp_path):
+    srv = GatehouseServer(tmp_path / "new" / "data", name="new", preexec=lambda: os.umask(0o022))
+    srv.data_dir.rmdir()  # GatehouseServer makes it; here serve must
+    try:
+        srv.start()
+        assert stat.S_IMODE(srv.data_dir.stat().st_mode) == 0o700
+        assert stat.S_IMODE((srv.data_dir / "master.key").stat().st_mode) == 0o600
+    finally:
+        srv.stop()
