@@ -3,6 +3,10 @@
 Nothing is built here: ./scripts/test.sh runs `cargo build --release --bins`
 first (set GATEHOUSE_BIN to test another binary).  Every server is started on
 127.0.0.1:0 and stopped by PID at teardown.
+
+GATEHOUSE_TEST_STORE=postgres runs the same tests with every server on a database of its own
+(support.STORE); the PostgreSQL instance is the one scripts/test.sh exported, or one this
+session starts and stops.
 """
 
 from __future__ import annotations
@@ -17,6 +21,21 @@ from support import GatehouseServer, Creds, KINDS, make_api, RawClient
 # The classic SDK logs every ServerException at ERROR; error paths are the
 # point of many tests here, so keep that out of the report.
 logging.getLogger("aliyunsdkcore").setLevel(logging.CRITICAL)
+
+
+def pytest_report_header(config):
+    return f"gatehouse store: {support.STORE}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pg_session():
+    """Under postgres: the instance, from the main thread (one this session starts is tied to
+    the thread that starts it); at the end, stops it if this session started it."""
+    if support.STORE == "postgres":
+        support.pg_instance()
+    yield
+    support.stop_pg_instance()
+
 
 # Session-wide server: fast lifecycle and quotas high enough that the whole
 # suite can create freely in the root account.

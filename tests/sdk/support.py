@@ -1,7 +1,9 @@
 """Shared machinery for the gatehouse SDK integration tests.
 
 * ``GatehouseServer`` runs the real ``gatehouse serve`` binary on an ephemeral
-  127.0.0.1 port and stops it by PID.
+  127.0.0.1 port and stops it by PID. ``STORE`` says where it keeps its data: ``sqlite``
+  (the embedded store in its data dir) or, with ``GATEHOUSE_TEST_STORE=postgres``, a database
+  of its own on a PostgreSQL instance (``pg_instance()``).
 * ``ClassicApi`` / ``TeaApi`` / ``RawApi`` give one interface,
   ``call(action, params) -> dict`` raising ``ApiError``, over the official
   classic Python SDK (aliyun-python-sdk-core + aliyun-python-sdk-vpc), the Tea
@@ -39,6 +41,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+import pg
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("GATEHOUSE_BIN", REPO / "target" / "release" / "gatehouse"))
@@ -106,6 +110,56 @@ def wait_for(fn: Callable[[], Any], timeout: float = 10.0, interval: float = 0.0
 
 
 # --------------------------------------------------------------------------
+# the store
+
+
+STORE = os.environ.get("GATEHOUSE_TEST_STORE", "sqlite")
+if STORE not in ("sqlite", "postgres"):
+    raise RuntimeError(f"GATEHOUSE_TEST_STORE={STORE!r}: sqlite or postgres")
+
+_pg: pg.Instance | None = None
+_pg_owned = False
+
+
+def pg_instance() -> pg.Instance:
+    """The run's PostgreSQL instance: the one scripts/test.sh exported, else one started for
+    this session (stopped by ``stop_pg_instance`` at its end)."""
+    global _pg, _pg_owned
+    if _pg is None:
+        _pg = pg.Instance.from_env()
+        if _pg is None:
+            _pg, _pg_owned = pg.Instance.create(tied=True), True
+    return _pg
+
+
+def stop_pg_instance() -> None:
+    global _pg
+    if _pg is not None and _pg_owned:
+        _pg.remove()
+        _pg = None
+
+
+def new_database(prefix: str = "gh") -> str:
+    """A fresh, empty database on the run's instance; its name."""
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    pg_instance().create_database(name)
+    return name
+
+
+# Under postgres each data dir gets its own database, made the first time a server or a CLI
+# command uses that dir in this process, so a restart or a second server object on the same dir
+# finds the same data.
+_databases: dict[Path, str] = {}
+
+
+def database_for(data_dir: Path) -> str:
+    key = Path(data_dir).resolve()
+    if key not in _databases:
+        _databases[key] = new_database()
+    return _databases[key]
+
+
+# --------------------------------------------------------------------------
 # the server process
 
 
@@ -140,6 +194,9 @@ class GatehouseServer:
         self.args = [str(a) for a in args]
         self.name = name
         self.env = dict(os.environ)
+        # The store is the suite's choice (STORE, or a URL the caller passes in ``env``), never
+        # one the shell happened to export.
+        self.env.pop("GATEHOUSE_DATABASE_URL", None)
         self.env.update(
             {
                 "GATEHOUSE_ROOT_ACCESS_KEY_ID": ROOT_AK,
@@ -148,10 +205,20 @@ class GatehouseServer:
         )
         if env:
             self.env.update(env)
+        # The database this server uses (postgres only): its own, unless the caller names one;
+        # --ephemeral is the throwaway embedded store by definition.
+        self.database: str | None = None
+        self._own_database = (STORE == "postgres" and "GATEHOUSE_DATABASE_URL" not in self.env
+                              and "--ephemeral" not in self.args)
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.{name}.log"
         self._starts = 0
+
+    def _use_database(self) -> None:
+        if self._own_database and self.database is None:
+            self.database = database_for(self.data_dir)
+            self.env["GATEHOUSE_DATABASE_URL"] = pg_instance().url(self.database)
 
     def _preexec(self) -> None:
         _die_with_parent()
@@ -164,6 +231,7 @@ class GatehouseServer:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         if not BIN.exists():
             raise RuntimeError(f"{BIN} does not exist: build it with `cargo build --release --bins`")
+        self._use_database()
         self._starts += 1
         log = open(self.log_path, "ab")
         log.write(f"\n==== start #{self._starts}: {BIN} serve {' '.join(self.args)}\n".encode())
@@ -281,6 +349,7 @@ class GatehouseServer:
     # -- CLI -------------------------------------------------------------------
 
     def cli(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
+        self._use_database()
         cmd = [str(BIN), *args, "--data-dir", str(self.data_dir)]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env,
                              stdin=subprocess.DEVNULL)

@@ -1,11 +1,12 @@
 """What an operator sees: one log line per request (text or JSON, never a secret), admin commands
-that refuse a directory without Gatehouse data, a second start that says how to get a key, and a
+that refuse a directory (or database) without Gatehouse data, a second start that says how to get a key, and a
 throwaway store with --ephemeral.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -42,12 +43,19 @@ def test_json_logs_carry_one_line_per_request_and_no_secret(tmp_path):
     assert ROOT_SECRET not in text and "\x1b[" not in text
 
 
-def test_admin_commands_refuse_a_directory_without_data(tmp_path):
+def test_admin_commands_refuse_a_store_without_data(tmp_path):
     empty = tmp_path / "nothing-here"
+    env = {k: v for k, v in os.environ.items() if k != "GATEHOUSE_DATABASE_URL"}
+    if support.STORE == "postgres":
+        db = support.new_database()
+        env["GATEHOUSE_DATABASE_URL"] = support.pg_instance().url(db)
     res = subprocess.run([str(support.BIN), "keys", "list", "--data-dir", str(empty)], capture_output=True,
-                         text=True, timeout=30)
+                         text=True, timeout=30, env=env)
     assert res.returncode != 0 and "holds no Gatehouse data" in res.stderr, res.stderr
     assert not empty.exists(), "an admin command must not create a data directory"
+    if support.STORE == "postgres":
+        assert support.pg_instance().psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", db).strip() \
+            == "0", "an admin command must not create the schema"
 
 
 def test_a_second_start_says_how_to_get_a_key(tmp_path):
