@@ -312,10 +312,11 @@ pub fn open(
 }
 
 impl dyn Store {
-    pub fn read<T>(&self, f: impl FnOnce(&dyn Tx) -> ApiResult<T>) -> ApiResult<T> {
-        let mut f = Some(f);
+    /// Runs `f` against a consistent snapshot. `f` may run more than once (an engine may run it
+    /// again on a fresh connection).
+    pub fn read<T>(&self, mut f: impl FnMut(&dyn Tx) -> ApiResult<T>) -> ApiResult<T> {
         let mut out = None;
-        self.read_with(&mut |tx| out = f.take().map(|f| f(tx)))?;
+        self.read_with(&mut |tx| out = Some(f(tx)))?;
         out.unwrap_or_else(|| Err(ApiError::internal("read did not run")))
     }
 
