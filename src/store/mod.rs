@@ -286,6 +286,10 @@ pub trait Store: Send + Sync + 'static {
     fn shared(&self) -> bool;
     /// Which engine and where, for the start-up line (never a password).
     fn describe(&self) -> String;
+    /// Claims, for the life of the process, the right to run the data plane of every gateway in
+    /// the database: gateway mode runs one node per database (gateways are not yet shared out
+    /// between hosts). Fails when another node holds it.
+    fn claim_data_plane(&self) -> anyhow::Result<()>;
 }
 
 /// Opens the store a node is configured with: PostgreSQL at `database_url`, else the embedded
