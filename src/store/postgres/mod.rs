@@ -58,7 +58,7 @@ pub struct PgStore {
 
 impl PgStore {
     /// Connects (waiting while the database cannot be reached), migrates, and starts the
-    /// writers. Without `create`, a database that holds no Gatehouse schema is refused.
+    /// writer. Without `create`, a database that holds no Gatehouse schema is refused.
     pub fn open(url: &str, create: bool) -> anyhow::Result<Self> {
         let config = tokio_postgres::Config::from_str(url).map_err(|e| anyhow::anyhow!("--database-url: {e}"))?;
         Self::open_config(config, create)
@@ -72,15 +72,10 @@ impl PgStore {
             config.application_name("gatehouse");
         }
         let describe = describe(&config);
-        let mut opened = None;
         blocking(|| {
-            opened =
-                Some(connect_patiently(&config, &describe).and_then(|mut client| {
-                    migrate(&mut client, create).map_err(|e| anyhow::anyhow!("{describe}: {e:#}"))
-                }));
-            Ok(())
-        })?;
-        opened.expect("ran")?;
+            let mut conn = connect_patiently(&config, &describe)?;
+            migrate(&mut conn, create).map_err(|e| anyhow::anyhow!("{describe}: {e:#}"))
+        })??;
         let (sender, receiver) = mpsc::channel::<Write>();
         let writer_config = config.clone();
         std::thread::Builder::new().name("store-writer".into()).spawn(move || writer(writer_config, receiver))?;
@@ -164,6 +159,7 @@ impl Store for PgStore {
                 other => other,
             }
         })
+        .and_then(|read| read)
         // The closure's own result carries the error it saw; this one is for the caller's
         // `read`, which only looks at it when the closure never ran.
         .or_else(|e| {
@@ -195,8 +191,8 @@ impl Store for PgStore {
         if held.is_some() {
             return Ok(());
         }
-        let mut conn = blocking(|| Conn::open(&self.config))?;
-        let got: bool = blocking(|| conn.query("SELECT pg_try_advisory_lock($1)", &[&DATA_PLANE_LOCK]))?[0].get(0);
+        let mut conn = blocking(|| Conn::open(&self.config))??;
+        let got: bool = blocking(|| conn.query("SELECT pg_try_advisory_lock($1)", &[&DATA_PLANE_LOCK]))??[0].get(0);
         if !got {
             anyhow::bail!(
                 "another gateway-mode node runs on {}: gateway mode runs one node per database",
@@ -211,11 +207,11 @@ impl Store for PgStore {
 /// Runs blocking database work from wherever the caller is: inside the server's multi-threaded
 /// runtime its worker thread hands its other tasks on meanwhile (the synchronous client cannot
 /// run inside a runtime's context otherwise).
-fn blocking<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+fn blocking<T>(f: impl FnOnce() -> T) -> Result<T, StoreError> {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Err(_) => f(),
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        Err(_) => Ok(f()),
+        Ok(RuntimeFlavor::MultiThread) => Ok(tokio::task::block_in_place(f)),
         Ok(_) => Err(StoreError::Internal("the PostgreSQL store needs a multi-threaded runtime".into())),
     }
 }
