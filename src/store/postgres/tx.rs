@@ -62,6 +62,8 @@ impl<'c> PgTx<'c> {
         self.query(&built.text, &refs)
     }
 
+    /// Makes the record's stored refs exactly `rec.refs` (most updates leave them as they were:
+    /// then nothing is written).
     fn set_refs(&self, rec: &Record) -> ApiResult<()> {
         let mut wanted: Vec<&String> = rec.refs.iter().collect();
         wanted.sort();
@@ -74,13 +76,20 @@ impl<'c> PgTx<'c> {
             return Ok(());
         }
         self.clear_refs(rec.kind, rec.account_id, &rec.id)?;
-        for r in wanted {
-            self.execute(
-                "INSERT INTO resource_refs (account_id, kind, ref, id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                &[&rec.account_id, &rec.kind, r, &rec.id],
-            )?;
+        self.add_refs(rec)
+    }
+
+    /// Stores `rec.refs` (a new record has none yet), in one statement.
+    fn add_refs(&self, rec: &Record) -> ApiResult<()> {
+        if rec.refs.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.execute(
+            "INSERT INTO resource_refs (account_id, kind, ref, id) SELECT $1, $2, unnest($3::text[]), $4
+             ON CONFLICT DO NOTHING",
+            &[&rec.account_id, &rec.kind, &rec.refs, &rec.id],
+        )
+        .map(drop)
     }
 
     fn clear_refs(&self, kind: &str, account_id: i64, id: &str) -> ApiResult<()> {
@@ -191,7 +200,7 @@ impl Tx for PgTx<'_> {
                 &rec.body,
             ],
         )?;
-        self.set_refs(rec)?;
+        self.add_refs(rec)?;
         self.adjust_count(rec.account_id, rec.kind, &rec.region_id, 1)
     }
 
