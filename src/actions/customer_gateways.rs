@@ -246,14 +246,12 @@ pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
         ..Default::default()
     };
     let (total, items) = ctx.store().read(|tx| {
-        let cgws: Vec<CustomerGateway> = tx.list_as(&query)?;
-        let ids: Vec<String> = cgws.iter().map(|c| c.id.clone()).collect();
-        let tags = tx.tags_of(CustomerGateway::KIND, ctx.account_id, &ids)?;
+        let (cgws, tags, total) = tx.page_as::<CustomerGateway>(&query, true)?;
         let items = cgws
             .iter()
             .map(|c| c.describe(&ctx.app.master_key, tags.get(&c.id)).map(Value::Object))
             .collect::<ApiResult<Vec<_>>>()?;
-        Ok((tx.count(&query)?, items))
+        Ok((total, items))
     })?;
     Ok(page_body(total, page, "CustomerGateways", "CustomerGateway", items))
 }

@@ -356,11 +356,9 @@ pub async fn describe_many(ctx: Ctx) -> ApiResult<Body> {
         if business_status == Some("FinancialLocked") {
             return Ok((0, Vec::new()));
         }
-        let gws: Vec<VpnGateway> = tx.list_as(&query)?;
-        let ids: Vec<String> = gws.iter().map(|g| g.id.clone()).collect();
-        let tags = tx.tags_of(VpnGateway::KIND, ctx.account_id, &ids)?;
+        let (gws, tags, total) = tx.page_as::<VpnGateway>(&query, true)?;
         let items: Vec<Value> = gws.iter().map(|g| Value::Object(g.describe(tags.get(&g.id), reservation))).collect();
-        Ok((tx.count(&query)?, items))
+        Ok((total, items))
     })?;
     Ok(page_body(total, page, "VpnGateways", "VpnGateway", items))
 }

@@ -95,6 +95,7 @@ on_every_engine!(
     a_task_is_leased_to_one_node_until_its_lease_runs_out,
     concurrent_checks_and_their_changes_stay_atomic,
     accounts_and_keys_are_kept,
+    pages_carry_their_tags_and_total,
 );
 
 fn rec(id: &str, region: &str, parent: &str, unique: Option<&str>) -> Record {
@@ -417,4 +418,37 @@ async fn accounts_and_keys_are_kept(e: &Engine) {
     // A second account of the same name is refused by the database itself.
     assert!(store.write(|tx| tx.create_account("alice", 9)).await.is_err());
     assert_eq!(store.read(|tx| tx.accounts()).unwrap(), [acct]);
+}
+
+async fn pages_carry_their_tags_and_total(e: &Engine) {
+    let store = e.store();
+    store
+        .write(|tx| {
+            for id in ["a", "b", "c"] {
+                tx.insert(&rec(id, "r1", "p", None))?;
+            }
+            for (id, k, v) in [("c", "z", "1"), ("c", "env", "prod"), ("a", "env", "dev")] {
+                let b = TagBinding { kind: "Thing".into(), resource_id: id.into(), key: k.into(), value: v.into() };
+                tx.set_tag(&b, 1)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let page = |offset, tags, filter: Option<&str>| {
+        let q = ListQuery { offset, limit: Some(2), parent_id: filter.map(str::to_string), ..q("r1") };
+        store.read(|tx| tx.page(&q, tags)).unwrap()
+    };
+    let first = page(0, true, None);
+    assert_eq!(first.records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["c", "b"]);
+    assert_eq!(first.total, 3);
+    let by_key = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+    assert_eq!(first.tags["c"], by_key(&[("env", "prod"), ("z", "1")]), "by key");
+    assert!(!first.tags.contains_key("b"), "no tags, no entry");
+    let second = page(2, true, Some("p"));
+    assert_eq!((second.records.len(), second.total), (1, 3));
+    assert_eq!(second.tags["a"], by_key(&[("env", "dev")]));
+    assert!(page(0, false, None).tags.is_empty(), "tags only when asked");
+    let none = page(0, true, Some("elsewhere"));
+    assert_eq!((none.records.len(), none.total), (0, 0));
 }

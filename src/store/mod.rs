@@ -62,6 +62,20 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Tags of resources: resource id → its (key, value) pairs, by key.
+pub type TagMap = HashMap<String, Vec<(String, String)>>;
+
+/// One page of a list (`Tx::page`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    /// Newest first.
+    pub records: Vec<Record>,
+    /// The records' tags, when asked for.
+    pub tags: TagMap,
+    /// How many records the query matches in all.
+    pub total: u64,
+}
+
 /// A stored resource, kind-agnostic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
@@ -197,8 +211,17 @@ pub trait Tx {
     fn delete(&mut self, kind: &'static str, account_id: i64, id: &str) -> ApiResult<()>;
 
     // Tags.
-    fn tags_of(&self, kind: &str, account_id: i64, ids: &[String])
-        -> ApiResult<HashMap<String, Vec<(String, String)>>>;
+    fn tags_of(&self, kind: &str, account_id: i64, ids: &[String]) -> ApiResult<TagMap>;
+    /// A page of `q` (its `offset` and `limit`) with the total it matches and, with `tags`, the
+    /// page's tags: what every Describe… list reads. An engine may answer it in one round trip.
+    fn page(&self, q: &ListQuery, tags: bool) -> ApiResult<Page> {
+        let records = self.list(q)?;
+        let tags = match tags {
+            true => self.tags_of(q.kind, q.account_id, &records.iter().map(|r| r.id.clone()).collect::<Vec<_>>())?,
+            false => TagMap::new(),
+        };
+        Ok(Page { records, tags, total: self.count(q)? })
+    }
     fn set_tag(&mut self, b: &TagBinding, account_id: i64) -> ApiResult<()>;
     /// Removes the given keys (all keys when `keys` is None) from one resource.
     fn remove_tags(&mut self, kind: &str, account_id: i64, id: &str, keys: Option<&[String]>) -> ApiResult<()>;
@@ -458,6 +481,12 @@ pub trait TxExt: Tx {
     }
     fn list_as<R: Resource>(&self, q: &ListQuery) -> ApiResult<Vec<R>> {
         self.list(q)?.iter().map(R::from_record).collect()
+    }
+    /// `Tx::page`, typed: the page's resources, their tags (with `tags`) and the total.
+    fn page_as<R: Resource>(&self, q: &ListQuery, tags: bool) -> ApiResult<(Vec<R>, TagMap, u64)> {
+        let page = self.page(q, tags)?;
+        let items = page.records.iter().map(R::from_record).collect::<ApiResult<_>>()?;
+        Ok((items, page.tags, page.total))
     }
     /// The account's resources of kind `R` that hang under `parent_id`.
     fn children_as<R: Resource>(&self, account_id: i64, parent_id: &str) -> ApiResult<Vec<R>> {

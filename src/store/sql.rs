@@ -111,15 +111,25 @@ pub(super) fn list_filter(sql: &mut Sql, q: &ListQuery) {
 }
 
 /// The records a `ListQuery` selects, newest first: with a limit, the page is found through the
-/// index alone and only its rows are read.
-pub(super) fn list_query(dialect: Dialect, q: &ListQuery) -> Sql {
+/// index alone and only its rows are read. `with_tags` adds a column (PostgreSQL only): each
+/// record's tags as a JSON array of `[key, value]`, by key.
+pub(super) fn list_query(dialect: Dialect, q: &ListQuery, with_tags: bool) -> Sql {
     let mut sql = Sql::new(dialect, "");
+    let (table, from) = match q.limit {
+        Some(_) => ("resources", "FROM resources WHERE seq IN (SELECT r.seq FROM resources r WHERE "),
+        None => ("r", "FROM resources r WHERE "),
+    };
+    sql.push(&format!("SELECT {RECORD_COLUMNS}"));
+    if with_tags {
+        sql.push(&format!(
+            ", (SELECT COALESCE(json_agg(json_build_array(t.key, t.value) ORDER BY t.key), '[]')::text FROM tags t \
+             WHERE t.account_id = {table}.account_id AND t.kind = {table}.kind AND t.resource_id = {table}.id)"
+        ));
+    }
+    sql.push(" ").push(from);
+    list_filter(&mut sql, q);
     match q.limit {
         Some(limit) => {
-            sql.push(&format!(
-                "SELECT {RECORD_COLUMNS} FROM resources WHERE seq IN (SELECT r.seq FROM resources r WHERE "
-            ));
-            list_filter(&mut sql, q);
             // The engines' numbers are i64: anything beyond is past every list anyway.
             sql.push(" ORDER BY r.seq DESC LIMIT ")
                 .arg(Arg::Int(i64::try_from(limit).unwrap_or(i64::MAX)))
@@ -128,29 +138,33 @@ pub(super) fn list_query(dialect: Dialect, q: &ListQuery) -> Sql {
                 .push(") ORDER BY seq DESC");
         }
         None => {
-            sql.push(&format!("SELECT {RECORD_COLUMNS} FROM resources r WHERE "));
-            list_filter(&mut sql, q);
             sql.push(" ORDER BY r.seq DESC");
         }
     }
     sql
 }
 
-/// Counts what a `ListQuery` selects, or `None` when the kept per-region count answers it.
-pub(super) fn count_query(dialect: Dialect, q: &ListQuery) -> Option<Sql> {
+/// Counts what a `ListQuery` selects: from the kept per-region count when it answers the query.
+pub(super) fn count_query(dialect: Dialect, q: &ListQuery) -> Sql {
     let whole_region = q.ids.is_empty()
         && q.parent_id.is_none()
         && q.unique_key.is_none()
         && q.status.is_none()
         && q.refers_to.is_empty()
-        && q.tags.is_empty()
-        && q.region_id.is_some();
-    if whole_region {
-        return None;
+        && q.tags.is_empty();
+    match (&q.region_id, whole_region) {
+        (Some(region), true) => {
+            let mut sql = Sql::new(dialect, "SELECT COALESCE((SELECT n FROM resource_counts WHERE account_id = ");
+            sql.arg(Arg::Int(q.account_id)).push(" AND kind = ").text_arg(q.kind);
+            sql.push(" AND region_id = ").text_arg(region).push("), 0)");
+            sql
+        }
+        _ => {
+            let mut sql = Sql::new(dialect, "SELECT COUNT(*) FROM resources r WHERE ");
+            list_filter(&mut sql, q);
+            sql
+        }
     }
-    let mut sql = Sql::new(dialect, "SELECT COUNT(*) FROM resources r WHERE ");
-    list_filter(&mut sql, q);
-    Some(sql)
 }
 
 /// The tags of several resources of one kind.
@@ -174,12 +188,14 @@ mod tests {
             refers_to: vec!["a".into()],
             ..Default::default()
         };
-        let lite = list_query(Dialect::Sqlite, &q);
-        let pg = list_query(Dialect::Postgres, &q);
+        let lite = list_query(Dialect::Sqlite, &q, false);
+        let pg = list_query(Dialect::Postgres, &q, false);
         assert!(lite.text.contains("r.account_id = ?1 AND r.kind = ?2 AND +r.region_id = ?3"), "{}", lite.text);
         assert!(pg.text.contains("r.account_id = $1 AND r.kind = $2 AND r.region_id = $3"), "{}", pg.text);
         assert_eq!(lite.args, pg.args);
         assert_eq!(lite.args.len(), 6);
-        assert!(count_query(Dialect::Sqlite, &ListQuery { refers_to: vec![], ..q.clone() }).is_none());
+        let whole_region = count_query(Dialect::Sqlite, &ListQuery { refers_to: vec![], ..q.clone() });
+        assert!(whole_region.text.contains("FROM resource_counts"), "{}", whole_region.text);
+        assert!(count_query(Dialect::Postgres, &q).text.starts_with("SELECT COUNT(*) FROM resources r WHERE"));
     }
 }

@@ -268,7 +268,7 @@ pub struct ConnectionPage {
     pub total: u64,
     pub connections: Vec<VpnConnection>,
     pub customer_gateways: Vec<CustomerGateway>,
-    pub tags: std::collections::HashMap<String, Vec<(String, String)>>,
+    pub tags: crate::store::TagMap,
 }
 
 /// The filters of a list.
@@ -570,10 +570,8 @@ pub fn list(tx: &dyn Tx, account_id: i64, filter: &ConnectionFilter) -> Connecti
         limit: Some(filter.limit),
         ..Default::default()
     };
-    let (total, connections) = (tx.count(&query)?, tx.list_as::<VpnConnection>(&query)?);
+    let (connections, tags, total) = tx.page_as::<VpnConnection>(&query, true)?;
     let customer_gateways = customer_gateways_of(tx, account_id, &connections)?;
-    let ids: Vec<String> = connections.iter().map(|c| c.id.clone()).collect();
-    let tags = tx.tags_of(VpnConnection::KIND, account_id, &ids)?;
     Ok(ConnectionPage { total, connections, customer_gateways, tags })
 }
 

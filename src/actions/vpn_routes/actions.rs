@@ -168,8 +168,8 @@ async fn describe_routes<K: RouteKind>(ctx: Ctx) -> ApiResult<Body> {
             limit: Some(page.size),
             ..Default::default()
         };
-        let routes: Vec<Route<K>> = tx.list_as(&query)?;
-        Ok((tx.count(&query)?, routes.iter().map(Route::describe).collect::<Vec<_>>()))
+        let (routes, _, total) = tx.page_as::<Route<K>>(&query, false)?;
+        Ok((total, routes.iter().map(Route::describe).collect::<Vec<_>>()))
     })?;
     Ok(page_body(total, page, K::LIST, K::KIND, items))
 }

@@ -97,18 +97,28 @@ impl Conn {
 
     /// Runs one statement, with what is pending in the same round trip.
     pub fn query(&mut self, sql: &str, params: Params) -> Result<Vec<Row>, StoreError> {
-        let statement = self.prepared(sql)?;
+        Ok(self.query_all(&[(sql, params)])?.remove(0))
+    }
+
+    /// Runs statements that do not depend on each other, all in one round trip (with what is
+    /// pending ahead of them).
+    pub fn query_all(&mut self, statements: &[(&str, Params)]) -> Result<Vec<Vec<Row>>, StoreError> {
+        let prepared = statements.iter().map(|(sql, _)| self.prepared(sql)).collect::<Result<Vec<_>, _>>()?;
         let pending = std::mem::take(&mut self.pending);
         self.started = true;
         let client = &self.client;
         self.runtime
             .block_on(async {
-                if pending.is_empty() {
-                    return client.query(&statement, params).await;
-                }
-                let (ahead, rows) =
-                    futures_util::join!(client.batch_execute(&pending), client.query(&statement, params));
-                ahead.and(rows)
+                let ahead = async {
+                    match pending.is_empty() {
+                        true => Ok(()),
+                        false => client.batch_execute(&pending).await,
+                    }
+                };
+                let queries = prepared.iter().zip(statements).map(|(st, (_, params))| client.query(st, params));
+                let (ahead, rows) = futures_util::join!(ahead, futures_util::future::join_all(queries));
+                ahead?;
+                rows.into_iter().collect::<Result<Vec<_>, _>>()
             })
             .map_err(classify)
     }

@@ -46,20 +46,25 @@ impl<'c> PgTx<'c> {
         self.query_opt(sql, params)?.ok_or_else(|| ApiError::internal(format!("no row from {sql}")))
     }
 
-    /// Runs a statement built at run time (`sql::Sql`).
-    fn query_built(&self, built: sql::Sql) -> ApiResult<Vec<Row>> {
-        let args: Vec<Box<dyn ToSql + Sync>> = built
-            .args
-            .into_iter()
-            .map(|a| -> Box<dyn ToSql + Sync> {
-                match a {
-                    Arg::Int(i) => Box::new(i),
-                    Arg::Text(t) => Box::new(t),
-                }
+    /// Runs statements built at run time (`sql::Sql`), in one round trip.
+    fn query_built(&self, built: &[sql::Sql]) -> ApiResult<Vec<Vec<Row>>> {
+        let args: Vec<Vec<Box<dyn ToSql + Sync>>> = built
+            .iter()
+            .map(|b| {
+                b.args
+                    .iter()
+                    .map(|a| -> Box<dyn ToSql + Sync> {
+                        match a {
+                            Arg::Int(i) => Box::new(*i),
+                            Arg::Text(t) => Box::new(t.clone()),
+                        }
+                    })
+                    .collect()
             })
             .collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| &**a).collect();
-        self.query(&built.text, &refs)
+        let refs: Vec<Vec<&(dyn ToSql + Sync)>> = args.iter().map(|a| a.iter().map(|a| &**a).collect()).collect();
+        let statements: Vec<(&str, Params)> = built.iter().zip(&refs).map(|(b, r)| (b.text.as_str(), &r[..])).collect();
+        self.conn.borrow_mut().query_all(&statements).map_err(|e| self.fail(e))
     }
 
     /// Makes the record's stored refs exactly `rec.refs` (most updates leave them as they were:
@@ -165,22 +170,35 @@ impl Tx for PgTx<'_> {
     }
 
     fn list(&self, q: &ListQuery) -> ApiResult<Vec<Record>> {
-        let rows = self.query_built(sql::list_query(Dialect::Postgres, q))?;
+        let rows = self.query_built(&[sql::list_query(Dialect::Postgres, q, false)])?.remove(0);
         Ok(rows.iter().map(|r| record_from_row(q.kind, r)).collect())
     }
 
     fn count(&self, q: &ListQuery) -> ApiResult<u64> {
-        let n: i64 = match sql::count_query(Dialect::Postgres, q) {
-            Some(built) => self.query_built(built)?.first().map(|r| r.get(0)).unwrap_or(0),
-            None => self
-                .query_opt(
-                    "SELECT n FROM resource_counts WHERE account_id = $1 AND kind = $2 AND region_id = $3",
-                    &[&q.account_id, &q.kind, &q.region_id],
-                )?
-                .map(|r| r.get(0))
-                .unwrap_or(0),
+        let rows = self.query_built(&[sql::count_query(Dialect::Postgres, q)])?.remove(0);
+        Ok(rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0).max(0) as u64)
+    }
+
+    /// The page (with its tags, as a column) and the total, in one round trip.
+    fn page(&self, q: &ListQuery, tags: bool) -> ApiResult<Page> {
+        let mut answers =
+            self.query_built(&[sql::list_query(Dialect::Postgres, q, tags), sql::count_query(Dialect::Postgres, q)])?;
+        let (rows, total) = (answers.remove(0), answers.remove(0));
+        let mut page = Page {
+            records: rows.iter().map(|r| record_from_row(q.kind, r)).collect(),
+            tags: TagMap::new(),
+            total: total.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0).max(0) as u64,
         };
-        Ok(n.max(0) as u64)
+        if tags {
+            for (rec, row) in page.records.iter().zip(&rows) {
+                let pairs: Vec<(String, String)> =
+                    serde_json::from_str(row.get::<_, &str>(10)).map_err(ApiError::internal)?;
+                if !pairs.is_empty() {
+                    page.tags.insert(rec.id.clone(), pairs);
+                }
+            }
+        }
+        Ok(page)
     }
 
     fn insert(&mut self, rec: &Record) -> ApiResult<()> {
@@ -228,17 +246,12 @@ impl Tx for PgTx<'_> {
         self.remove_tags(kind, account_id, id, None)
     }
 
-    fn tags_of(
-        &self,
-        kind: &str,
-        account_id: i64,
-        ids: &[String],
-    ) -> ApiResult<HashMap<String, Vec<(String, String)>>> {
-        let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    fn tags_of(&self, kind: &str, account_id: i64, ids: &[String]) -> ApiResult<TagMap> {
+        let mut out = TagMap::new();
         if ids.is_empty() {
             return Ok(out);
         }
-        for r in self.query_built(sql::tags_query(Dialect::Postgres, kind, account_id, ids))? {
+        for r in self.query_built(&[sql::tags_query(Dialect::Postgres, kind, account_id, ids)])?.remove(0) {
             out.entry(r.get(0)).or_default().push((r.get(1), r.get(2)));
         }
         Ok(out)

@@ -3,7 +3,6 @@
 //! writes in groups — each in its own savepoint — so many concurrent requests share one fsync.
 //! Reads use a small pool of read-only connections and never wait for the writer.
 
-use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
@@ -303,7 +302,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn list(&self, q: &ListQuery) -> ApiResult<Vec<Record>> {
-        let sql = sql::list_query(Dialect::Sqlite, q);
+        let sql = sql::list_query(Dialect::Sqlite, q, false);
         let mut st = self.conn.prepare_cached(&sql.text).map_err(db_err)?;
         let rows =
             st.query_map(params_from_iter(sql_args(sql.args)), |row| record_from_row(q.kind, row)).map_err(db_err)?;
@@ -311,15 +310,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn count(&self, q: &ListQuery) -> ApiResult<u64> {
-        let Some(sql) = sql::count_query(Dialect::Sqlite, q) else {
-            let mut st = self
-                .conn
-                .prepare_cached("SELECT n FROM resource_counts WHERE account_id = ?1 AND kind = ?2 AND region_id = ?3")
-                .map_err(db_err)?;
-            let n: Option<i64> =
-                st.query_row(params![q.account_id, q.kind, q.region_id], |r| r.get(0)).optional().map_err(db_err)?;
-            return Ok(n.unwrap_or(0) as u64);
-        };
+        let sql = sql::count_query(Dialect::Sqlite, q);
         let mut st = self.conn.prepare_cached(&sql.text).map_err(db_err)?;
         st.query_row(params_from_iter(sql_args(sql.args)), |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(db_err)
     }
@@ -387,13 +378,8 @@ impl Tx for SqliteTx<'_> {
         self.remove_tags(kind, account_id, id, None)
     }
 
-    fn tags_of(
-        &self,
-        kind: &str,
-        account_id: i64,
-        ids: &[String],
-    ) -> ApiResult<HashMap<String, Vec<(String, String)>>> {
-        let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    fn tags_of(&self, kind: &str, account_id: i64, ids: &[String]) -> ApiResult<TagMap> {
+        let mut out = TagMap::new();
         if ids.is_empty() {
             return Ok(out);
         }
