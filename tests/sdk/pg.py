@@ -259,6 +259,12 @@ class Instance:
         self._reap()
 
     def _kill9(self, pid: int) -> None:
+        # Stopped first, so that it forks no backend between the listing and the kill (one left
+        # would hold the shared memory, and the next start would refuse to run).
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
         children = _children(pid)
         for p in [pid, *children]:
             try:

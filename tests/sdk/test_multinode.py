@@ -283,7 +283,8 @@ def test_client_token_answers_are_shared(cluster):
 
 def test_one_of_two_simultaneous_connections_on_a_gateway_is_accepted(cluster):
     c = cluster()
-    a, b = c.node("--transition-delay-ms", "300"), c.node("--transition-delay-ms", "300")
+    # A change keeps the gateway `updating` for 1 s: the two calls meet well within that.
+    a, b = c.node("--transition-delay-ms", "1000"), c.node("--transition-delay-ms", "1000")
     api_a, api_b = make_api("classic", a.endpoint, ROOT), make_api("tea-acs3", b.endpoint, ROOT)
     for _ in range(4):
         gw = active_gateway(api_a)["VpnGatewayId"]
