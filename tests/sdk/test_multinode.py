@@ -6,6 +6,7 @@ refused on the others; ClientToken answers are shared; the rules that need a ser
 (one change at a time on a gateway, quotas) hold when nodes race; a task whose node died is
 finished by another once its lease runs out; a PostgreSQL restart loses nothing acknowledged,
 costs 503 ServiceUnavailable meanwhile (never 500), and the nodes serve again by themselves; a
+node waits at start for its database; nodes started at once on an empty database all come up; a
 node whose master key does not open the stored secrets refuses to start.
 
 Runs in the PostgreSQL run of the suite (GATEHOUSE_TEST_STORE=postgres, what scripts/test.sh
