@@ -46,16 +46,11 @@ impl Engine {
         let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
         let admin = move |sql: String, url: String| {
             // On a thread of its own: the synchronous client cannot run inside the test's runtime.
-            std::thread::spawn(move || {
-                let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-                client.batch_execute(&sql).unwrap();
-            })
-            .join()
-            .unwrap()
+            std::thread::spawn(move || super::postgres::admin(&url, &sql).unwrap()).join().unwrap()
         };
         admin(format!("CREATE SCHEMA {schema}"), url.clone());
-        let mut config: ::postgres::Config = url.parse().unwrap();
-        config.options(&format!("-c search_path={schema}"));
+        let mut config: tokio_postgres::Config = url.parse().unwrap();
+        config.options(format!("-c search_path={schema}"));
         Some(Engine {
             open: Box::new(move || Arc::new(PgStore::open_config(config.clone(), true).unwrap())),
             remove: Some(Box::new(move || admin(format!("DROP SCHEMA {schema} CASCADE"), url))),

@@ -56,10 +56,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             // Both pass: the client's retry (which every SDK does on 503) will find it healthy.
-            StoreError::Unavailable(_) | StoreError::Conflict(_) => {
-                tracing::warn!(error = %e, "store unavailable");
-                ApiError::unavailable()
-            }
+            StoreError::Unavailable(_) | StoreError::Conflict(_) => ApiError::unavailable(),
             StoreError::Unique(_) | StoreError::Internal(_) => ApiError::internal(e),
         }
     }

@@ -1,37 +1,39 @@
 //! The shared store: PostgreSQL, for several Gatehouse nodes on one database.
 //!
-//! Every write is its own SERIALIZABLE transaction, run by one of a pool of writer threads. What
-//! one SQLite writer gave for free — a check and the change it guards (a quota, the "one change
-//! at a time per gateway" rule, a free address) atomic — PostgreSQL's serializable snapshot
-//! isolation gives across nodes: a transaction that could not have run in some serial order is
-//! refused with a serialization failure, and the writer runs the write's closure again on a fresh
-//! snapshot (up to `ATTEMPTS` times), where the check sees what the other committed. A write is
-//! answered only after its COMMIT returned (`synchronous_commit` on; replay-protection nonces,
-//! `Durability::Process`, commit without waiting for the WAL flush). Concurrent commits share
-//! WAL flushes inside PostgreSQL: its own group commit.
+//! Writes carry over the embedded engine's group commit: one writer thread per node takes what
+//! is queued and runs it as one SERIALIZABLE transaction, each write in its own savepoint, with
+//! one COMMIT (one WAL flush) for the group; a write is answered only after that COMMIT returned
+//! (`synchronous_commit` on, unless the whole group is `Durability::Process`: replay-protection
+//! nonces). Within a node, writes therefore never collide. Across nodes, what one SQLite writer
+//! gave for free — a check and the change it guards (a quota, the "one change at a time per
+//! gateway" rule, a free address) atomic — PostgreSQL's serializable snapshot isolation gives: a
+//! transaction that could not have run in some serial order is refused with a serialization
+//! failure, and the writer runs the group again on a fresh snapshot (every write's closure is
+//! re-runnable), where each check sees what the other node committed.
 //!
-//! Reads run in READ ONLY REPEATABLE READ transactions on pooled connections. A lost connection
-//! (PostgreSQL restarted, the network gone) is replaced on next use; meanwhile requests get
-//! `StoreError::Unavailable` (`ServiceUnavailable`), never a panic.
+//! Reads run in READ ONLY REPEATABLE READ transactions on pooled connections, a round trip per
+//! statement (`conn`). A lost connection (PostgreSQL restarted, the network gone) is replaced on
+//! next use; meanwhile requests get `StoreError::Unavailable` (`ServiceUnavailable`), never a
+//! panic.
 
+mod conn;
 mod migrations;
 mod tx;
 
-use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::str::FromStr;
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::{mpsc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use ::postgres::error::SqlState;
-use ::postgres::{Client, NoTls, Statement};
+use tokio_postgres::error::SqlState;
 
 use super::*;
+use conn::Conn;
 use migrations::MIGRATIONS;
 use tx::PgTx;
 
-/// Writer threads, each with its own connection: how many writes run at once on this node.
-const WRITERS: usize = 16;
+/// How many queued writes one commit may carry.
+const MAX_GROUP: usize = 512;
 /// Connections for reads, at most.
 const READERS: usize = 24;
 /// How long a write keeps being run again after serialization failures (colliding writes take
@@ -42,14 +44,8 @@ const UNAVAILABLE_PATIENCE: Duration = Duration::from_secs(2);
 /// The key of the advisory lock that serializes migrations across nodes starting at once.
 const MIGRATION_LOCK: i64 = 0x6761_7465_686f_7573; // "gatehous"
 
-/// One connection and the statements prepared on it.
-struct Conn {
-    client: Client,
-    statements: HashMap<String, Statement>,
-}
-
 pub struct PgStore {
-    config: ::postgres::Config,
+    config: tokio_postgres::Config,
     describe: String,
     readers: Mutex<(Vec<Conn>, usize)>,
     reader_freed: Condvar,
@@ -60,11 +56,11 @@ impl PgStore {
     /// Connects (waiting while the database cannot be reached), migrates, and starts the
     /// writers. Without `create`, a database that holds no Gatehouse schema is refused.
     pub fn open(url: &str, create: bool) -> anyhow::Result<Self> {
-        let config = ::postgres::Config::from_str(url).map_err(|e| anyhow::anyhow!("--database-url: {e}"))?;
+        let config = tokio_postgres::Config::from_str(url).map_err(|e| anyhow::anyhow!("--database-url: {e}"))?;
         Self::open_config(config, create)
     }
 
-    pub fn open_config(mut config: ::postgres::Config, create: bool) -> anyhow::Result<Self> {
+    pub fn open_config(mut config: tokio_postgres::Config, create: bool) -> anyhow::Result<Self> {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
@@ -82,11 +78,8 @@ impl PgStore {
         })?;
         opened.expect("ran")?;
         let (sender, receiver) = mpsc::channel::<Write>();
-        let receiver = Arc::new(Mutex::new(receiver));
-        for i in 0..WRITERS {
-            let (config, receiver) = (config.clone(), receiver.clone());
-            std::thread::Builder::new().name(format!("store-writer-{i}")).spawn(move || writer(config, receiver))?;
-        }
+        let writer_config = config.clone();
+        std::thread::Builder::new().name("store-writer".into()).spawn(move || writer(writer_config, receiver))?;
         Ok(PgStore {
             config,
             describe,
@@ -107,7 +100,7 @@ impl PgStore {
             if pool.1 < READERS {
                 pool.1 += 1;
                 drop(pool);
-                return connect(&self.config).inspect_err(|_| self.readers.lock().expect("reader pool").1 -= 1);
+                return Conn::open(&self.config).inspect_err(|_| self.readers.lock().expect("reader pool").1 -= 1);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -120,7 +113,7 @@ impl PgStore {
     fn give_back(&self, conn: Option<Conn>) {
         let mut pool = self.readers.lock().expect("reader pool");
         match conn {
-            Some(conn) if !conn.client.is_closed() => pool.0.push(conn),
+            Some(conn) if !conn.is_closed() => pool.0.push(conn),
             _ => pool.1 -= 1,
         }
         self.reader_freed.notify_one();
@@ -129,22 +122,18 @@ impl PgStore {
     /// One read on one connection; the connection comes back unless it broke.
     fn read_once(&self, f: &mut dyn FnMut(&dyn Tx)) -> Result<(), StoreError> {
         let mut conn = self.take_reader()?;
-        let outcome = (|| {
-            conn.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").map_err(classify)?;
-            let fault = {
-                let tx = PgTx::new(&mut conn);
-                f(&tx);
-                tx.take_fault()
-            };
-            match fault {
-                Some(e) => {
-                    let _ = conn.client.batch_execute("ROLLBACK");
-                    Err(e)
-                }
-                None => conn.client.batch_execute("COMMIT").map_err(classify),
-            }
-        })();
-        let broken = matches!(outcome, Err(StoreError::Unavailable(_))) || conn.client.is_closed();
+        conn.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        let fault = {
+            let tx = PgTx::new(&mut conn);
+            f(&tx);
+            tx.take_fault()
+        };
+        // Nothing was written: the end of the transaction need not be waited for.
+        let outcome = match fault {
+            Some(e) => conn.finish("ROLLBACK", false).and(Err(e)),
+            None => conn.finish("COMMIT", false),
+        };
+        let broken = matches!(outcome, Err(StoreError::Unavailable(_))) || conn.is_closed();
         self.give_back((!broken).then_some(conn));
         outcome
     }
@@ -171,9 +160,12 @@ impl Store for PgStore {
         })
         // The closure's own result carries the error it saw; this one is for the caller's
         // `read`, which only looks at it when the closure never ran.
-        .or_else(|e| match e {
-            StoreError::Unavailable(_) | StoreError::Conflict(_) => Err(e.into()),
-            _ => Ok(()),
+        .or_else(|e| {
+            tracing::warn!(error = %e, "a read failed");
+            match e {
+                StoreError::Unavailable(_) | StoreError::Conflict(_) => Err(e.into()),
+                _ => Ok(()),
+            }
         })
     }
 
@@ -204,13 +196,13 @@ fn blocking<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreErro
 }
 
 /// "postgres host/dbname as user", never the password.
-fn describe(config: &::postgres::Config) -> String {
+fn describe(config: &tokio_postgres::Config) -> String {
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()
         .map(|h| match h {
-            ::postgres::config::Host::Tcp(name) => name.clone(),
-            ::postgres::config::Host::Unix(path) => path.display().to_string(),
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
         })
         .collect();
     let port = config.get_ports().first().map(|p| format!(":{p}")).unwrap_or_default();
@@ -222,18 +214,13 @@ fn describe(config: &::postgres::Config) -> String {
     )
 }
 
-fn connect(config: &::postgres::Config) -> Result<Conn, StoreError> {
-    let client = config.connect(NoTls).map_err(classify)?;
-    Ok(Conn { client, statements: HashMap::new() })
-}
-
 /// At start: wait for the database (it may be starting too), saying so now and then.
-fn connect_patiently(config: &::postgres::Config, describe: &str) -> anyhow::Result<Client> {
+fn connect_patiently(config: &tokio_postgres::Config, describe: &str) -> anyhow::Result<Conn> {
     let mut said = Instant::now() - Duration::from_secs(60);
     loop {
-        match config.connect(NoTls) {
-            Ok(client) => return Ok(client),
-            Err(e) => match classify(e) {
+        match Conn::open(config) {
+            Ok(conn) => return Ok(conn),
+            Err(e) => match e {
                 StoreError::Unavailable(why) => {
                     if said.elapsed() >= Duration::from_secs(10) {
                         tracing::warn!(store = describe, error = why, "waiting for the database");
@@ -249,33 +236,36 @@ fn connect_patiently(config: &::postgres::Config, describe: &str) -> anyhow::Res
 
 /// Applies the steps not yet applied, under an advisory lock so that nodes starting at once
 /// apply each step once.
-fn migrate(client: &mut Client, create: bool) -> anyhow::Result<()> {
-    let mut tx = client.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    let exists: bool = tx.query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?.get(0);
+fn migrate(conn: &mut Conn, create: bool) -> anyhow::Result<()> {
+    conn.batch("BEGIN")?;
+    conn.execute("SELECT pg_advisory_xact_lock($1)::text", &[&MIGRATION_LOCK])?;
+    let exists: bool = conn.query("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?[0].get(0);
     if !exists && !create {
         anyhow::bail!("the database holds no Gatehouse data: start `gatehouse serve` on it first");
     }
-    tx.batch_execute(
+    conn.batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)",
     )?;
-    let done: i64 = tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?.get(0);
+    let done: i64 = conn.query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?[0].get(0);
     if done as usize > MIGRATIONS.len() {
         anyhow::bail!("the database's schema (version {done}) is newer than this Gatehouse knows: upgrade it");
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
-        tx.batch_execute(sql)?;
-        tx.execute(
+        conn.batch(sql)?;
+        conn.execute(
             "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)",
             &[&(i as i64 + 1), &now_ms()],
         )?;
     }
-    Ok(tx.commit()?)
+    Ok(conn.batch("COMMIT")?)
 }
 
 /// Sorts a database error into the kinds the store seam knows.
-fn classify(e: ::postgres::Error) -> StoreError {
-    let text = e.to_string();
+fn classify(e: tokio_postgres::Error) -> StoreError {
+    let text = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => format!("{e:#}"),
+    };
     if e.is_closed() {
         return StoreError::Unavailable(text);
     }
@@ -295,28 +285,39 @@ fn classify(e: ::postgres::Error) -> StoreError {
     }
 }
 
-/// A writer thread: takes one write at a time and runs it to its answer.
-fn writer(config: ::postgres::Config, queue: Arc<Mutex<mpsc::Receiver<Write>>>) {
+/// The writer thread: takes what is queued and runs it as one group (see `run_group`), then
+/// answers each write.
+fn writer(config: tokio_postgres::Config, queue: mpsc::Receiver<Write>) {
     let mut conn: Option<Conn> = None;
-    loop {
-        let next = queue.lock().expect("write queue").recv();
-        let Ok(mut write) = next else { return };
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(w) => group.push(w),
+                Err(_) => break,
+            }
+        }
         let started = Instant::now();
-        let outcome = run_write(&config, &mut conn, &mut write);
-        crate::metrics::commit(1, started.elapsed());
-        (write.done)(outcome);
+        let outcomes = run_group(&config, &mut conn, &mut group);
+        crate::metrics::commit(group.len(), started.elapsed());
+        for (write, outcome) in group.into_iter().zip(outcomes) {
+            (write.done)(outcome);
+        }
     }
 }
 
-/// Runs one write until it commits, is rolled back by its closure, or fails for good.
-fn run_write(config: &::postgres::Config, conn: &mut Option<Conn>, write: &mut Write) -> ApiResult<()> {
+/// Runs a group of writes in one transaction, each in its own savepoint, until it commits (or
+/// fails for good): one commit, one WAL flush, for many requests. A serialization failure
+/// (another node's transaction collided with this one) or a lost connection before the commit
+/// runs the whole group again. Returns each write's outcome.
+fn run_group(config: &tokio_postgres::Config, conn: &mut Option<Conn>, group: &mut [Write]) -> Vec<ApiResult<()>> {
     let started = Instant::now();
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
-        let failure = match attempt_write(config, conn, write) {
-            Attempt::Done(outcome) => return outcome,
-            Attempt::Failed(e) => e,
+        let failure = match attempt_group(config, conn, group) {
+            Ok(outcomes) => return outcomes,
+            Err(e) => e,
         };
         let unavailable = matches!(failure, StoreError::Unavailable(_));
         if unavailable {
@@ -324,63 +325,91 @@ fn run_write(config: &::postgres::Config, conn: &mut Option<Conn>, write: &mut W
         }
         let patience = if unavailable { UNAVAILABLE_PATIENCE } else { CONFLICT_PATIENCE };
         if !(unavailable || failure.retryable()) || started.elapsed() >= patience {
-            return Err(failure.into());
+            tracing::warn!(error = %failure, attempts = attempt, writes = group.len(), "a group of writes failed");
+            return group.iter().map(|_| Err(failure.clone().into())).collect();
         }
-        // Spread the retries of colliding writes apart.
+        // Spread the retries of colliding nodes apart.
         let spread = rand::random::<u64>() % (1 << attempt.min(5));
         std::thread::sleep(Duration::from_millis(if unavailable { 100 } else { spread }));
     }
 }
 
-enum Attempt {
-    Done(ApiResult<()>),
-    /// Nothing committed: safe to run again.
-    Failed(StoreError),
-}
-
-fn attempt_write(config: &::postgres::Config, conn: &mut Option<Conn>, write: &mut Write) -> Attempt {
-    if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
-        match connect(config) {
-            Ok(c) => *conn = Some(c),
-            Err(e) => return Attempt::Failed(e),
-        }
+/// One attempt at a group. `Err`: nothing committed, and running the group again may succeed.
+fn attempt_group(
+    config: &tokio_postgres::Config,
+    conn: &mut Option<Conn>,
+    group: &mut [Write],
+) -> Result<Vec<ApiResult<()>>, StoreError> {
+    if conn.as_ref().is_none_or(|c| c.is_closed()) {
+        *conn = Some(Conn::open(config)?);
     }
     let c = conn.as_mut().expect("connected");
-    let begin = match write.durability {
-        Durability::Disk => "BEGIN ISOLATION LEVEL SERIALIZABLE",
-        Durability::Process => "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL synchronous_commit = off",
-    };
-    if let Err(e) = c.client.batch_execute(begin) {
-        return Attempt::Failed(classify(e));
+    // fsync the commit only when something in the group needs it.
+    c.begin(if group.iter().any(|w| w.durability == Durability::Disk) {
+        "BEGIN ISOLATION LEVEL SERIALIZABLE"
+    } else {
+        "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL synchronous_commit = off"
+    });
+    let mut outcomes = Vec::with_capacity(group.len());
+    for write in group.iter_mut() {
+        outcomes.push(run_one(c, write).inspect_err(|_| drop(c.finish("ROLLBACK", false)))?);
     }
-    let (ran, fault) = {
-        let mut tx = PgTx::new(c);
-        let ran = catch_unwind(AssertUnwindSafe(|| (write.run)(&mut tx)));
-        (ran, tx.take_fault())
-    };
-    // A statement that failed left the transaction aborted, whatever the closure made of it.
-    if let Some(fault) = fault {
-        let _ = c.client.batch_execute("ROLLBACK");
-        return Attempt::Failed(fault);
-    }
-    match ran {
-        Ok(true) => match c.client.batch_execute("COMMIT") {
-            Ok(()) => Attempt::Done(Ok(())),
-            // A commit refused for serialization committed nothing: run it again.
-            Err(e) => match classify(e) {
-                e @ StoreError::Conflict(_) => Attempt::Failed(e),
-                // Lost with the connection: whether it committed is unknown, so it is not run
-                // again (it might apply twice); the caller hears that it failed.
-                e => Attempt::Done(Err(e.into())),
-            },
-        },
-        Ok(false) => {
-            let rolled_back = c.client.batch_execute("ROLLBACK").map_err(classify);
-            Attempt::Done(rolled_back.map_err(ApiError::from))
-        }
-        Err(_) => {
-            let _ = c.client.batch_execute("ROLLBACK");
-            Attempt::Done(Err(ApiError::internal("a write panicked")))
+    match c.finish("COMMIT", true) {
+        Ok(()) => Ok(outcomes),
+        // A commit refused for serialization committed nothing: run the group again.
+        Err(e @ StoreError::Conflict(_)) => Err(e),
+        // Lost with the connection: whether it committed is unknown, so it is not run again (it
+        // might apply twice); the callers hear that it failed.
+        Err(e) => {
+            tracing::warn!(error = %e, writes = group.len(), "a commit's outcome is unknown");
+            Ok(group.iter().map(|_| Err(e.clone().into())).collect())
         }
     }
+}
+
+/// Runs one write of a group in its savepoint. `Ok`: the write's own outcome (its closure's
+/// result is in its slot); `Err`: the whole transaction is lost.
+fn run_one(c: &mut Conn, write: &mut Write) -> Result<ApiResult<()>, StoreError> {
+    let mut collisions = 0;
+    loop {
+        c.queue("SAVEPOINT w");
+        let (ran, fault) = {
+            let mut tx = PgTx::new(c);
+            let ran = catch_unwind(AssertUnwindSafe(|| (write.run)(&mut tx)));
+            (ran, tx.take_fault())
+        };
+        match (fault, ran) {
+            (None, Ok(true)) => {
+                c.queue("RELEASE w");
+                return Ok(Ok(()));
+            }
+            // Its closure said no (its error is in its slot): only its own changes go.
+            (None, Ok(false)) => {
+                c.queue("ROLLBACK TO w; RELEASE w");
+                return Ok(Ok(()));
+            }
+            (None, Err(_)) => {
+                c.queue("ROLLBACK TO w; RELEASE w");
+                return Ok(Err(ApiError::internal("a write panicked")));
+            }
+            // Another node inserted the same key after this write looked: run it again, and it
+            // sees that row.
+            (Some(StoreError::Unique(_)), _) if collisions < 3 => {
+                collisions += 1;
+                c.queue("ROLLBACK TO w; RELEASE w");
+            }
+            (Some(e @ (StoreError::Internal(_) | StoreError::Unique(_))), _) => {
+                c.queue("ROLLBACK TO w; RELEASE w");
+                return Ok(Err(e.into()));
+            }
+            (Some(e), _) => return Err(e),
+        }
+    }
+}
+
+/// Runs simple statements on the database at `url` (the conformance tests' schemas).
+#[cfg(test)]
+pub(super) fn admin(url: &str, sql: &str) -> Result<(), StoreError> {
+    let config = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Internal(e.to_string()))?;
+    Conn::open(&config)?.batch(sql)
 }

@@ -4,19 +4,17 @@
 
 use std::cell::RefCell;
 
-use ::postgres::types::ToSql;
-use ::postgres::{Row, Statement};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
 
 use super::super::sql::{self, Arg, Dialect, RECORD_COLUMNS};
 use super::super::*;
-use super::{classify, Conn};
+use super::conn::{Conn, Params};
 
 pub(super) struct PgTx<'c> {
     conn: RefCell<&'c mut Conn>,
     fault: RefCell<Option<StoreError>>,
 }
-
-type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 impl<'c> PgTx<'c> {
     pub fn new(conn: &'c mut Conn) -> Self {
@@ -27,32 +25,17 @@ impl<'c> PgTx<'c> {
         self.fault.borrow_mut().take()
     }
 
-    fn fail(&self, e: ::postgres::Error) -> ApiError {
-        let e = classify(e);
+    fn fail(&self, e: StoreError) -> ApiError {
         self.fault.borrow_mut().get_or_insert(e.clone());
         e.into()
     }
 
-    /// `sql` prepared on this connection (once: then from the cache).
-    fn prepared(&self, conn: &mut Conn, sql: &str) -> ApiResult<Statement> {
-        if let Some(st) = conn.statements.get(sql) {
-            return Ok(st.clone());
-        }
-        let st = conn.client.prepare(sql).map_err(|e| self.fail(e))?;
-        conn.statements.insert(sql.to_string(), st.clone());
-        Ok(st)
-    }
-
     fn query(&self, sql: &str, params: Params) -> ApiResult<Vec<Row>> {
-        let mut conn = self.conn.borrow_mut();
-        let statement = self.prepared(&mut conn, sql)?;
-        conn.client.query(&statement, params).map_err(|e| self.fail(e))
+        self.conn.borrow_mut().query(sql, params).map_err(|e| self.fail(e))
     }
 
     fn execute(&self, sql: &str, params: Params) -> ApiResult<u64> {
-        let mut conn = self.conn.borrow_mut();
-        let statement = self.prepared(&mut conn, sql)?;
-        conn.client.execute(&statement, params).map_err(|e| self.fail(e))
+        self.conn.borrow_mut().execute(sql, params).map_err(|e| self.fail(e))
     }
 
     fn query_opt(&self, sql: &str, params: Params) -> ApiResult<Option<Row>> {

@@ -1,0 +1,133 @@
+//! One PostgreSQL connection, used synchronously (the `Tx` closures are synchronous): the
+//! asynchronous client runs on a small runtime of the connection's own, driven only while the
+//! connection is in use. Owning the protocol lets a transaction cost as few round trips as it
+//! can: its BEGIN and savepoints go out with the next statement, and a read's COMMIT is sent
+//! without waiting for the answer (it is read, and dropped, on the connection's next use).
+
+use std::collections::HashMap;
+
+use futures_util::FutureExt;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, Statement};
+
+use super::{classify, StoreError};
+
+pub(super) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+pub(super) struct Conn {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+    /// Statements prepared on this connection, by their text.
+    statements: HashMap<String, Statement>,
+    /// Simple statements (BEGIN, savepoints) to send with the next statement.
+    pending: String,
+    /// Whether anything went out since the last `begin`: the transaction has started.
+    started: bool,
+}
+
+impl Conn {
+    pub fn open(config: &tokio_postgres::Config) -> Result<Conn, StoreError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Internal(format!("a connection's runtime: {e}")))?;
+        let (client, connection) = runtime.block_on(config.connect(NoTls)).map_err(classify)?;
+        // Runs whenever the connection is in use (`block_on`), reading answers and sending requests.
+        runtime.spawn(connection);
+        Ok(Conn { runtime, client, statements: HashMap::new(), pending: String::new(), started: false })
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Starts a transaction with `begin` (a BEGIN, and settings for it), sent along with the
+    /// first statement.
+    pub fn begin(&mut self, begin: &str) {
+        self.pending = begin.to_string();
+        self.started = false;
+    }
+
+    /// Queues simple statements (a savepoint's) to go out with the next statement.
+    pub fn queue(&mut self, sql: &str) {
+        if !self.pending.is_empty() {
+            self.pending.push_str("; ");
+        }
+        self.pending.push_str(sql);
+    }
+
+    /// Ends the transaction with `sql` (COMMIT or ROLLBACK), waiting for its answer only with
+    /// `wait`. A transaction that never sent a statement never started: nothing to end.
+    pub fn finish(&mut self, sql: &str, wait: bool) -> Result<(), StoreError> {
+        if !std::mem::take(&mut self.started) {
+            self.pending.clear();
+            return Ok(());
+        }
+        self.queue(sql);
+        let batch = std::mem::take(&mut self.pending);
+        if wait {
+            self.batch(&batch)
+        } else {
+            self.send(&batch);
+            Ok(())
+        }
+    }
+
+    /// Runs simple statements (no parameters) and waits for them.
+    pub fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.runtime.block_on(self.client.batch_execute(sql)).map_err(classify)
+    }
+
+    /// Sends simple statements without waiting for their answer (a read's COMMIT), and lets the
+    /// connection write them out now.
+    fn send(&mut self, sql: &str) {
+        // The first poll queues the request; the answer, dropped, is skipped when it arrives.
+        let _ = self.client.batch_execute(sql).now_or_never();
+        self.runtime.block_on(tokio::task::yield_now());
+    }
+
+    fn prepared(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(st) = self.statements.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.runtime.block_on(self.client.prepare(sql)).map_err(classify)?;
+        self.statements.insert(sql.to_string(), st.clone());
+        Ok(st)
+    }
+
+    /// Runs one statement, with what is pending in the same round trip.
+    pub fn query(&mut self, sql: &str, params: Params) -> Result<Vec<Row>, StoreError> {
+        let statement = self.prepared(sql)?;
+        let pending = std::mem::take(&mut self.pending);
+        self.started = true;
+        let client = &self.client;
+        self.runtime
+            .block_on(async {
+                if pending.is_empty() {
+                    return client.query(&statement, params).await;
+                }
+                let (ahead, rows) =
+                    futures_util::join!(client.batch_execute(&pending), client.query(&statement, params));
+                ahead.and(rows)
+            })
+            .map_err(classify)
+    }
+
+    /// Like `query`, for a statement whose rows are not wanted: how many it touched.
+    pub fn execute(&mut self, sql: &str, params: Params) -> Result<u64, StoreError> {
+        let statement = self.prepared(sql)?;
+        let pending = std::mem::take(&mut self.pending);
+        self.started = true;
+        let client = &self.client;
+        self.runtime
+            .block_on(async {
+                if pending.is_empty() {
+                    return client.execute(&statement, params).await;
+                }
+                let (ahead, n) =
+                    futures_util::join!(client.batch_execute(&pending), client.execute(&statement, params));
+                ahead.and(n)
+            })
+            .map_err(classify)
+    }
+}
