@@ -346,6 +346,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.regions = args.regions.iter().map(|id| Region { id: id.clone(), local_name: id.clone() }).collect();
     }
     // An ephemeral store lives in a directory of its own, removed when serving ends.
+    if args.ephemeral && args.data.database_url.is_some() {
+        anyhow::bail!(
+            "--ephemeral keeps the embedded store in a throwaway directory: it cannot be used with --database-url"
+        );
+    }
     let _ephemeral = if args.ephemeral {
         let dir = std::env::temp_dir().join(format!("gatehouse-ephemeral-{}", uuid::Uuid::new_v4()));
         println!("gatehouse ephemeral store {} (removed at exit)", dir.display());
@@ -380,6 +385,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let plane: Arc<dyn DataPlane> = match args.dataplane {
         DataPlaneKind::Simulated => Arc::new(Simulated::new(events_tx)),
         DataPlaneKind::Netns => {
+            store.claim_data_plane()?;
             let uplink_bridge =
                 args.uplink_bridge.clone().context("--dataplane netns needs --uplink-bridge (see README)")?;
             let backend = match args.esp_backend {

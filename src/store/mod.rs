@@ -286,6 +286,10 @@ pub trait Store: Send + Sync + 'static {
     fn shared(&self) -> bool;
     /// Which engine and where, for the start-up line (never a password).
     fn describe(&self) -> String;
+    /// Claims, for the life of the process, the right to run the data plane of every gateway in
+    /// the database: gateway mode runs one node per database (gateways are not yet shared out
+    /// between hosts). Fails when another node holds it.
+    fn claim_data_plane(&self) -> anyhow::Result<()>;
 }
 
 /// Opens the store a node is configured with: PostgreSQL at `database_url`, else the embedded
@@ -312,10 +316,11 @@ pub fn open(
 }
 
 impl dyn Store {
-    pub fn read<T>(&self, f: impl FnOnce(&dyn Tx) -> ApiResult<T>) -> ApiResult<T> {
-        let mut f = Some(f);
+    /// Runs `f` against a consistent snapshot. `f` may run more than once (an engine may run it
+    /// again on a fresh connection).
+    pub fn read<T>(&self, mut f: impl FnMut(&dyn Tx) -> ApiResult<T>) -> ApiResult<T> {
         let mut out = None;
-        self.read_with(&mut |tx| out = f.take().map(|f| f(tx)))?;
+        self.read_with(&mut |tx| out = Some(f(tx)))?;
         out.unwrap_or_else(|| Err(ApiError::internal("read did not run")))
     }
 
