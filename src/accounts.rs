@@ -6,6 +6,36 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::secret::{MasterKey, Secret};
 use crate::store::{now_ms, AccessKeyRow, Account, Store};
 
+/// How many AccessKeys a `KeyCache` keeps before it starts over.
+const KEY_CACHE_SIZE: usize = 10_000;
+
+/// The account and opened secret of AccessKeys this node has seen enabled, so that a request
+/// needs no read to find its key. A cached key is never trusted alone: whether it is still
+/// enabled is checked where each request's nonce is spent (`Tx::spend_nonce`), in the same write,
+/// so a key disabled on any node is refused by every node at once.
+#[derive(Default)]
+pub struct KeyCache {
+    keys: std::sync::Mutex<std::collections::HashMap<String, (i64, Secret)>>,
+}
+
+impl KeyCache {
+    pub fn get(&self, id: &str) -> Option<(i64, Secret)> {
+        self.keys.lock().expect("key cache").get(id).cloned()
+    }
+
+    pub fn put(&self, id: &str, account_id: i64, secret: &Secret) {
+        let mut keys = self.keys.lock().expect("key cache");
+        if keys.len() >= KEY_CACHE_SIZE {
+            keys.clear();
+        }
+        keys.insert(id.to_string(), (account_id, secret.clone()));
+    }
+
+    pub fn forget(&self, id: &str) {
+        self.keys.lock().expect("key cache").remove(id);
+    }
+}
+
 pub const ROOT_ACCOUNT: &str = "root";
 pub const ROOT_KEY_ID_ENV: &str = "GATEHOUSE_ROOT_ACCESS_KEY_ID";
 pub const ROOT_KEY_SECRET_ENV: &str = "GATEHOUSE_ROOT_ACCESS_KEY_SECRET";

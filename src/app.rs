@@ -17,6 +17,8 @@ pub struct App {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub master_key: MasterKey,
+    /// The AccessKeys this node has seen (see `accounts::KeyCache`).
+    pub keys: crate::accounts::KeyCache,
     pub limiter: RateLimiter,
     /// Poked whenever a task is queued, so the reconciler need not poll (on a shared store it
     /// also polls, for the tasks other nodes queue).

@@ -430,6 +430,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config,
         store,
         master_key,
+        keys: Default::default(),
         tasks_queued: Default::default(),
         node: uuid::Uuid::new_v4().to_string(),
         control: Default::default(),

@@ -27,7 +27,7 @@ use axum::Router;
 use crate::actions::{self, Dialect};
 use crate::app::{App, Body, Ctx};
 use crate::secret::Secret;
-use crate::store::{now_ms, Durability};
+use crate::store::{now_ms, Durability, NonceSpend};
 use error::{ApiError, ApiResult};
 use params::Params;
 use render::Format;
@@ -215,24 +215,43 @@ async fn authenticate(app: &App, parts: &auth::SignedParts<'_>) -> ApiResult<i64
     Ok(account_id)
 }
 
-/// The account and secret of the enabled AccessKey `key_id` (the same keys sign both dialects).
+/// The account and secret of the enabled AccessKey `key_id` (the same keys sign both dialects):
+/// from the node's `KeyCache`, else from the store. `spend_nonce` checks that it is still enabled.
 async fn key_secret(app: &App, key_id: &str) -> ApiResult<(i64, Secret)> {
+    if let Some(known) = app.keys.get(key_id) {
+        return Ok(known);
+    }
     let key = app
         .store
         .read(|tx| tx.key(key_id))?
         .ok_or_else(|| ApiError::not_found("InvalidAccessKeyId.NotFound", "Specified access key is not found."))?;
     if !key.enabled {
-        return Err(ApiError::bad_request("InvalidAccessKeyId.Inactive", "Specified access key is disabled."));
+        return Err(inactive_key());
     }
     let secret = app.master_key.open(&key.sealed_secret).map_err(ApiError::internal)?;
+    app.keys.put(key_id, key.account_id, &secret);
     Ok((key.account_id, secret))
 }
 
-/// Spends `nonce` of key `key_id` for `ttl_ms`; false when it was spent already.
+fn inactive_key() -> ApiError {
+    ApiError::bad_request("InvalidAccessKeyId.Inactive", "Specified access key is disabled.")
+}
+
+/// Spends `nonce` of key `key_id` for `ttl_ms`; false when it was spent already. A key disabled
+/// since it was looked up is refused here (and forgotten).
 async fn spend_nonce(app: &App, key_id: &str, nonce: &str, ttl_ms: i64) -> ApiResult<bool> {
-    let (key_id, nonce) = (key_id.to_string(), nonce.to_string());
+    let (id, nonce) = (key_id.to_string(), nonce.to_string());
     // A spent nonce must outlive the process, not the machine: its write skips the fsync.
-    app.store.write_with(Durability::Process, move |tx| tx.use_nonce(&key_id, &nonce, now_ms() + ttl_ms)).await
+    let spent =
+        app.store.write_with(Durability::Process, move |tx| tx.spend_nonce(&id, &nonce, now_ms() + ttl_ms)).await?;
+    match spent {
+        NonceSpend::Spent => Ok(true),
+        NonceSpend::Replayed => Ok(false),
+        NonceSpend::KeyDisabled => {
+            app.keys.forget(key_id);
+            Err(inactive_key())
+        }
+    }
 }
 
 /// Action and Version: parameters under RPC v1 (which signs parameters, not headers), the signed

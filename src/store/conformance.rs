@@ -113,6 +113,34 @@ fn rec(id: &str, region: &str, parent: &str, unique: Option<&str>) -> Record {
     }
 }
 
+/// Accounts 1 and 2 (`a1`, `a2`), and keys of account 1 (id, enabled).
+async fn keys(store: &Arc<dyn Store>, keys: &[(&str, bool)]) {
+    let keys: Vec<(String, bool)> = keys.iter().map(|(k, e)| (k.to_string(), *e)).collect();
+    store
+        .write(move |tx| {
+            let a = tx.create_account("a1", 0)?;
+            tx.create_account("a2", 0)?;
+            for (id, enabled) in &keys {
+                tx.insert_key(&AccessKeyRow {
+                    id: id.clone(),
+                    account_id: a.id,
+                    account_name: a.name.clone(),
+                    sealed_secret: String::new(),
+                    enabled: *enabled,
+                    created_ms: 0,
+                })?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+async fn spend(store: &Arc<dyn Store>, key: &str, nonce: &str) -> NonceSpend {
+    let (key, nonce) = (key.to_string(), nonce.to_string());
+    store.write_with(Durability::Process, move |tx| tx.spend_nonce(&key, &nonce, 1_000)).await.unwrap()
+}
+
 fn q(region: &str) -> ListQuery {
     ListQuery { kind: "Thing", account_id: 1, region_id: Some(region.into()), ..Default::default() }
 }
@@ -211,8 +239,13 @@ async fn tags_filter_and_go_with_their_resource(e: &Engine) {
         .await
         .unwrap();
     let tagged = |tags: Vec<(&str, Option<&str>)>| -> Vec<String> {
-        let tags = tags.into_iter().map(|(k, v)| (k.to_string(), v.map(str::to_string))).collect();
-        store.read(|tx| tx.list(&ListQuery { tags, ..q("r1") })).unwrap().into_iter().map(|r| r.id).collect()
+        let tags: Vec<_> = tags.into_iter().map(|(k, v)| (k.to_string(), v.map(str::to_string))).collect();
+        store
+            .read(|tx| tx.list(&ListQuery { tags: tags.clone(), ..q("r1") }))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
     };
     assert_eq!(tagged(vec![("env", None)]), vec!["b", "a"]);
     assert_eq!(tagged(vec![("env", Some("prod")), ("team", Some("y"))]), vec!["a"]);
@@ -226,9 +259,12 @@ async fn tags_filter_and_go_with_their_resource(e: &Engine) {
 async fn nonces_addresses_tokens_and_tasks_survive_a_reopen(e: &Engine) {
     {
         let store = e.store();
-        assert!(store.write(|tx| tx.use_nonce("k", "n1", 1_000)).await.unwrap());
-        assert!(!store.write(|tx| tx.use_nonce("k", "n1", 1_000)).await.unwrap());
-        assert!(store.write(|tx| tx.use_nonce("other-key", "n1", 1_000)).await.unwrap());
+        keys(&store, &[("k", true), ("other-key", true), ("off", false)]).await;
+        assert_eq!(spend(&store, "k", "n1").await, NonceSpend::Spent);
+        assert_eq!(spend(&store, "k", "n1").await, NonceSpend::Replayed);
+        assert_eq!(spend(&store, "other-key", "n1").await, NonceSpend::Spent);
+        assert_eq!(spend(&store, "off", "n2").await, NonceSpend::KeyDisabled);
+        assert_eq!(spend(&store, "unknown", "n2").await, NonceSpend::KeyDisabled);
         let got = store
             .write(|tx| {
                 let a = tx.allocate_address("pool", 3, "x")?;
@@ -247,7 +283,7 @@ async fn nonces_addresses_tokens_and_tasks_survive_a_reopen(e: &Engine) {
         store.write(|tx| tx.add_task(1, "Thing", "a", "create", 5)).await.unwrap();
     }
     let store = e.store();
-    assert!(!store.write(|tx| tx.use_nonce("k", "n1", 1_000)).await.unwrap());
+    assert_eq!(spend(&store, "k", "n1").await, NonceSpend::Replayed);
     assert_eq!(store.read(|tx| tx.idempotent_answer(1, "Create", "tok")).unwrap().unwrap().params_hash, "h");
     assert!(store.write(|tx| tx.claim_tasks("n", 4, 100, 10)).await.unwrap().is_empty(), "not due yet");
     let tasks = store.write(|tx| tx.claim_tasks("n", 10, 100, 10)).await.unwrap();
@@ -261,7 +297,7 @@ async fn nonces_addresses_tokens_and_tasks_survive_a_reopen(e: &Engine) {
     assert_eq!(store.read(|tx| tx.next_due_ms()).unwrap(), None);
     // Expired nonces and old tokens go; the nonce can then be used again.
     store.write(|tx| tx.purge_expired(i64::MAX / 2, 0)).await.unwrap();
-    assert!(store.write(|tx| tx.use_nonce("k", "n1", 0)).await.unwrap());
+    assert_eq!(spend(&store, "k", "n1").await, NonceSpend::Spent);
     assert!(store.read(|tx| tx.idempotent_answer(1, "Create", "tok")).unwrap().is_none());
 }
 

@@ -167,6 +167,16 @@ pub struct Dropped {
     pub id: String,
 }
 
+/// What spending a nonce found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceSpend {
+    Spent,
+    /// Used by this key already.
+    Replayed,
+    /// The key is disabled, or unknown.
+    KeyDisabled,
+}
+
 /// A stored ClientToken answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotentAnswer {
@@ -230,8 +240,10 @@ pub trait Tx {
         now_ms: i64,
     ) -> ApiResult<()>;
 
-    // Replay protection: false when the nonce was already used by this key.
-    fn use_nonce(&mut self, access_key_id: &str, nonce: &str, expires_ms: i64) -> ApiResult<bool>;
+    /// Replay protection: spends `nonce` of key `access_key_id` until `expires_ms`, if that key is
+    /// (still) enabled — so a key disabled on any node is refused by every node at once, even one
+    /// that remembers the key's secret.
+    fn spend_nonce(&mut self, access_key_id: &str, nonce: &str, expires_ms: i64) -> ApiResult<NonceSpend>;
     /// Drops nonces and ClientTokens whose time is up.
     fn purge_expired(&mut self, now_ms: i64, token_ttl_ms: i64) -> ApiResult<()>;
 

@@ -197,15 +197,16 @@ async fn serve(
     }
     let claim = sign::claim(&request.params)?;
     sign::check_timestamp(&claim, time::OffsetDateTime::now_utc().unix_timestamp())?;
-    let (account_id, secret) = super::key_secret(&app, &claim.secret_id).await.map_err(|e| match e.code.as_str() {
+    let key_error = |e: ApiError| match e.code.as_str() {
         "InvalidAccessKeyId.NotFound" => TencentError::unknown_key(),
         "InvalidAccessKeyId.Inactive" => TencentError::disabled_key(),
         _ => e.into(),
-    })?;
+    };
+    let (account_id, secret) = super::key_secret(&app, &claim.secret_id).await.map_err(key_error)?;
     sign::verify(&claim, &request.method, &request.host, &request.params, secret.expose())?;
     // A namespace of their own: an Alibaba SignatureNonce of the same key never collides.
     let nonce = format!("tc2:{}", claim.nonce);
-    if !super::spend_nonce(&app, &claim.secret_id, &nonce, NONCE_TTL_MS).await? {
+    if !super::spend_nonce(&app, &claim.secret_id, &nonce, NONCE_TTL_MS).await.map_err(key_error)? {
         return Err(TencentError::replayed());
     }
     *account = Some(account_id);

@@ -359,13 +359,22 @@ impl Tx for PgTx<'_> {
         .map(drop)
     }
 
-    fn use_nonce(&mut self, access_key_id: &str, nonce: &str, expires_ms: i64) -> ApiResult<bool> {
-        let n = self.execute(
-            "INSERT INTO nonces (access_key_id, nonce, expires_ms) VALUES ($1, $2, $3)
-             ON CONFLICT (access_key_id, nonce) DO NOTHING",
+    fn spend_nonce(&mut self, access_key_id: &str, nonce: &str, expires_ms: i64) -> ApiResult<NonceSpend> {
+        // One statement (one round trip): the key's state, and the nonce spent only for an
+        // enabled key.
+        let row = self.query_one(
+            "WITH k AS (SELECT enabled FROM access_keys WHERE id = $1),
+                  spent AS (INSERT INTO nonces (access_key_id, nonce, expires_ms)
+                            SELECT $1, $2, $3 FROM k WHERE k.enabled
+                            ON CONFLICT (access_key_id, nonce) DO NOTHING RETURNING 1)
+             SELECT COALESCE((SELECT enabled FROM k), FALSE), EXISTS (SELECT 1 FROM spent)",
             &[&access_key_id, &nonce, &expires_ms],
         )?;
-        Ok(n == 1)
+        Ok(match (row.get::<_, bool>(0), row.get::<_, bool>(1)) {
+            (false, _) => NonceSpend::KeyDisabled,
+            (true, true) => NonceSpend::Spent,
+            (true, false) => NonceSpend::Replayed,
+        })
     }
 
     fn purge_expired(&mut self, now_ms: i64, token_ttl_ms: i64) -> ApiResult<()> {

@@ -605,7 +605,15 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn use_nonce(&mut self, access_key_id: &str, nonce: &str, expires_ms: i64) -> ApiResult<bool> {
+    fn spend_nonce(&mut self, access_key_id: &str, nonce: &str, expires_ms: i64) -> ApiResult<NonceSpend> {
+        let enabled: Option<bool> = self
+            .conn
+            .prepare_cached("SELECT enabled FROM access_keys WHERE id = ?1")
+            .and_then(|mut st| st.query_row(params![access_key_id], |r| r.get(0)).optional())
+            .map_err(db_err)?;
+        if enabled != Some(true) {
+            return Ok(NonceSpend::KeyDisabled);
+        }
         let n = self
             .conn
             .prepare_cached(
@@ -614,7 +622,7 @@ impl Tx for SqliteTx<'_> {
             )
             .and_then(|mut st| st.execute(params![access_key_id, nonce, expires_ms]))
             .map_err(db_err)?;
-        Ok(n == 1)
+        Ok(if n == 1 { NonceSpend::Spent } else { NonceSpend::Replayed })
     }
 
     fn purge_expired(&mut self, now_ms: i64, token_ttl_ms: i64) -> ApiResult<()> {
