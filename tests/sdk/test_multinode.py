@@ -353,7 +353,8 @@ def test_a_task_whose_node_died_is_finished_by_another(cluster):
 @pytest.mark.parametrize("how", ["crash", "fast-shutdown"])
 def test_nothing_acknowledged_is_lost_when_postgres_restarts(private_pg, cluster, how):
     c = cluster(private_pg)
-    a, b = c.node(*FAST), c.node(*FAST)
+    args = (*FAST, "--quota-customer-gateways", "100000")  # the load may create hundreds
+    a, b = c.node(*args), c.node(*args)
     pids = (a.proc.pid, b.proc.pid)
     lock = threading.Lock()
     acked: list[str] = []
