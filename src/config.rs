@@ -150,3 +150,12 @@ impl Config {
         }
     }
 }
+
+/// Makes the data directory (0700, with its parents) or tightens an existing one: it holds the
+/// master key, the embedded database and gateway-mode state, the operator's alone whatever the
+/// umask.
+pub fn private_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}

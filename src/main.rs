@@ -312,6 +312,10 @@ fn open(data: &DataDir) -> anyhow::Result<(Arc<dyn Store>, MasterKey)> {
 
 /// The store and master key `data` names; `create` makes them on first use.
 fn open_store(data: &DataDir, create: bool) -> anyhow::Result<(Arc<dyn Store>, MasterKey)> {
+    if create {
+        gatehouse::config::private_data_dir(&data.data_dir)
+            .with_context(|| format!("making {}", data.data_dir.display()))?;
+    }
     let store = gatehouse::store::open(data.database_url.as_deref(), &data.data_dir, create)?;
     let master = MasterKey::load_or_create(&data.data_dir)?;
     accounts::check_master_key(&*store, &master, &data.data_dir)?;

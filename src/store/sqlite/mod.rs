@@ -36,10 +36,9 @@ pub struct SqliteStore {
 /// umask: they hold names, addresses and topology. SQLite gives its `-wal` and `-shm` files the
 /// database's mode; existing ones are tightened too.
 fn private_files(data_dir: &Path, db: &Path) -> std::io::Result<()> {
-    use std::fs::{set_permissions, DirBuilder, OpenOptions, Permissions};
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    DirBuilder::new().recursive(true).mode(0o700).create(data_dir)?;
-    set_permissions(data_dir, Permissions::from_mode(0o700))?;
+    use std::fs::{set_permissions, OpenOptions, Permissions};
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    crate::config::private_data_dir(data_dir)?;
     OpenOptions::new().create(true).append(true).mode(0o600).open(db)?;
     for file in [db.to_path_buf(), db.with_extension("db-wal"), db.with_extension("db-shm")] {
         if file.exists() {
