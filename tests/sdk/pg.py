@@ -131,10 +131,13 @@ class Instance:
         ``dir`` must be short: the socket path (``<dir>/.s.PGSQL.<port>``) has to fit in
         108 bytes, so the default is a fresh directory directly under $TMPDIR."""
         d = Path(dir) if dir else Path(tempfile.mkdtemp(prefix="ghpg-"))
+        if len(f"{d}/.s.PGSQL.65535") > 107:
+            raise RuntimeError(f"{d}: too long for a Unix socket path; use a shorter $TMPDIR")
         d.mkdir(parents=True, exist_ok=True)
         # Each instance has its own socket directory, so ports cannot clash there; a random one
-        # still keeps the socket names (and the SysV key the server derives from it) apart.
-        inst = cls(d, port or random.randint(20000, 59999), tied)
+        # still keeps the socket names (and the SysV key the server derives from it) apart. One
+        # already running there keeps its own.
+        inst = cls(d, port or _port_of(d) or random.randint(20000, 59999), tied)
         inst.init()
         inst.start()
         return inst
@@ -259,6 +262,12 @@ class Instance:
         self._reap()
 
     def _kill9(self, pid: int) -> None:
+        # Stopped first, so that it forks no backend between the listing and the kill (one left
+        # would hold the shared memory, and the next start would refuse to run).
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
         children = _children(pid)
         for p in [pid, *children]:
             try:

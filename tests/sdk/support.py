@@ -150,13 +150,15 @@ def new_database(prefix: str = "gh") -> str:
 # command uses that dir in this process, so a restart or a second server object on the same dir
 # finds the same data.
 _databases: dict[Path, str] = {}
+_databases_lock = threading.Lock()
 
 
 def database_for(data_dir: Path) -> str:
     key = Path(data_dir).resolve()
-    if key not in _databases:
-        _databases[key] = new_database()
-    return _databases[key]
+    with _databases_lock:
+        if key not in _databases:
+            _databases[key] = new_database()
+        return _databases[key]
 
 
 # --------------------------------------------------------------------------

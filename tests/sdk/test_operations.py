@@ -10,6 +10,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 import support
 from support import Creds, GatehouseServer, ROOT_AK, ROOT_SECRET, create_gateway, expect_error, make_api
 
@@ -92,3 +94,13 @@ def test_ephemeral_store_starts_clean_and_leaves_nothing(tmp_path):
         assert make_api("classic", srv.endpoint, ROOT).call("DescribeVpnGateways", {})["TotalCount"] == 0
     finally:
         srv.stop()
+
+
+@pytest.mark.skipif(support.STORE != "postgres", reason="needs the PostgreSQL run's instance")
+def test_ephemeral_refuses_a_database_url(tmp_path):
+    url = support.pg_instance().url(support.new_database())
+    env = {k: v for k, v in os.environ.items() if k != "GATEHOUSE_DATABASE_URL"}
+    res = subprocess.run([str(support.BIN), "serve", "--listen", "127.0.0.1:0", "--ephemeral", "--data-dir",
+                          str(tmp_path / "d"), "--database-url", url], capture_output=True, text=True, timeout=10,
+                         env=env, stdin=subprocess.DEVNULL)
+    assert res.returncode != 0 and "--ephemeral" in res.stderr and "--database-url" in res.stderr, res.stderr
