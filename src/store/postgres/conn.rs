@@ -78,9 +78,9 @@ impl Conn {
         self.runtime.block_on(self.client.batch_execute(sql)).map_err(classify)
     }
 
-    /// Sends simple statements without waiting for their answer (a read's COMMIT), and lets the
-    /// connection write them out now.
-    fn send(&mut self, sql: &str) {
+    /// Sends simple statements without waiting for their answer (a read's COMMIT, an unlock),
+    /// and lets the connection write them out now.
+    pub fn send(&mut self, sql: &str) {
         // The first poll queues the request; the answer, dropped, is skipped when it arrives.
         let _ = self.client.batch_execute(sql).now_or_never();
         self.runtime.block_on(tokio::task::yield_now());

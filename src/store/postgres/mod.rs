@@ -43,6 +43,8 @@ const CONFLICT_PATIENCE: Duration = Duration::from_secs(5);
 const UNAVAILABLE_PATIENCE: Duration = Duration::from_secs(2);
 /// The key of the advisory lock that serializes migrations across nodes starting at once.
 const MIGRATION_LOCK: i64 = 0x6761_7465_686f_7573; // "gatehous"
+/// The key of the advisory lock every group of writes holds (see `attempt_group`).
+const WRITE_LOCK: i64 = 0x6761_7465_7772_6974; // "gatewrit"
 /// The key of the advisory lock held by the node that runs the gateways' data planes.
 const DATA_PLANE_LOCK: i64 = 0x6761_7465_6470_6c6e; // "gatedpln"
 
@@ -296,8 +298,13 @@ fn classify(e: tokio_postgres::Error) -> StoreError {
         }
         Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Unique(text),
         // Class 08 (connection exception), 57P0x (shutting down, cannot connect now), 53 (out of
-        // resources, e.g. too many connections).
-        Some(c) if c.code().starts_with("08") || c.code().starts_with("57P") || c.code().starts_with("53") => {
+        // resources, e.g. too many connections), a lock not granted in time (the write lock).
+        Some(c)
+            if c.code().starts_with("08")
+                || c.code().starts_with("57P")
+                || c.code().starts_with("53")
+                || *c == SqlState::LOCK_NOT_AVAILABLE =>
+        {
             StoreError::Unavailable(text)
         }
         Some(_) => StoreError::Internal(text),
@@ -329,17 +336,18 @@ fn writer(config: tokio_postgres::Config, queue: mpsc::Receiver<Write>) {
 
 /// Runs a group of writes in one transaction, each in its own savepoint, until it commits (or
 /// fails for good): one commit, one WAL flush, for many requests. A serialization failure
-/// (another node's transaction collided with this one) or a lost connection before the commit
-/// runs the whole group again. Returns each write's outcome.
+/// (another node's transaction collided with this one) runs the whole group again, alone; a lost
+/// connection before the commit runs it again on a new one. Returns each write's outcome.
 fn run_group(config: &tokio_postgres::Config, conn: &mut Option<Conn>, group: &mut [Write]) -> Vec<ApiResult<()>> {
     let started = Instant::now();
-    let mut attempt: u32 = 0;
+    let (mut attempt, mut alone) = (0u32, false);
     loop {
         attempt += 1;
-        let failure = match attempt_group(config, conn, group) {
+        let failure = match attempt_group(config, conn, group, alone) {
             Ok(outcomes) => return outcomes,
             Err(e) => e,
         };
+        alone |= failure.retryable();
         let unavailable = matches!(failure, StoreError::Unavailable(_));
         if unavailable {
             *conn = None;
@@ -356,15 +364,34 @@ fn run_group(config: &tokio_postgres::Config, conn: &mut Option<Conn>, group: &m
 }
 
 /// One attempt at a group. `Err`: nothing committed, and running the group again may succeed.
+///
+/// Every group holds the cluster's write lock (`WRITE_LOCK`, an advisory lock) while it runs:
+/// shared normally, so nodes' groups run side by side; exclusive for a group that lost a
+/// serialization conflict, which then runs alone. Without that, a node whose groups keep
+/// colliding with another's on a hot row (one account's quota count) could lose every time.
 fn attempt_group(
     config: &tokio_postgres::Config,
     conn: &mut Option<Conn>,
     group: &mut [Write],
+    alone: bool,
 ) -> Result<Vec<ApiResult<()>>, StoreError> {
     if conn.as_ref().is_none_or(|c| c.is_closed()) {
-        *conn = Some(Conn::open(config)?);
+        let mut c = Conn::open(config)?;
+        // A node that stalls holding the write lock cannot stall the others for long.
+        c.batch(&format!("SET lock_timeout = '{}ms'", UNAVAILABLE_PATIENCE.as_millis()))?;
+        *conn = Some(c);
     }
     let c = conn.as_mut().expect("connected");
+    let mode = if alone { "" } else { "_shared" };
+    // Its own round trip: the transaction's snapshot must be taken after the lock is held.
+    c.batch(&format!("SELECT pg_advisory_lock{mode}({WRITE_LOCK})"))?;
+    let outcome = run_group_once(c, group);
+    // Lost with a broken connection anyway (the lock goes with its session).
+    c.send(&format!("SELECT pg_advisory_unlock{mode}({WRITE_LOCK})"));
+    outcome
+}
+
+fn run_group_once(c: &mut Conn, group: &mut [Write]) -> Result<Vec<ApiResult<()>>, StoreError> {
     // fsync the commit only when something in the group needs it.
     c.begin(if group.iter().any(|w| w.durability == Durability::Disk) {
         "BEGIN ISOLATION LEVEL SERIALIZABLE"
