@@ -1,7 +1,7 @@
 //! Persistence. `Store` is the one seam between the service and its database, with two engines
 //! behind it: embedded SQLite (`sqlite`, the default: one node, one writer thread that commits
-//! writes in groups) and PostgreSQL (`postgres`: several nodes on one database, each write its
-//! own SERIALIZABLE transaction). `open` picks one.
+//! writes in groups) and PostgreSQL (`postgres`: several nodes on one database, each node's
+//! writer committing its groups in SERIALIZABLE transactions). `open` picks one.
 //!
 //! Resources are stored as documents (`Record.body`, the domain type serialized as JSON) with the
 //! few columns lists filter and sort on pulled out beside them. Domain code works on typed
