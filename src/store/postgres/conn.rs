@@ -104,39 +104,37 @@ impl Conn {
     /// pending ahead of them).
     pub fn query_all(&mut self, statements: &[(&str, Params)]) -> Result<Vec<Vec<Row>>, StoreError> {
         let prepared = statements.iter().map(|(sql, _)| self.prepared(sql)).collect::<Result<Vec<_>, _>>()?;
+        self.after_pending(async |client| {
+            let queries = prepared.iter().zip(statements).map(|(st, (_, params))| client.query(st, params));
+            futures_util::future::join_all(queries).await.into_iter().collect()
+        })
+    }
+
+    /// Like `query`, for a statement whose rows are not wanted: how many it touched.
+    pub fn execute(&mut self, sql: &str, params: Params) -> Result<u64, StoreError> {
+        let statement = self.prepared(sql)?;
+        self.after_pending(async |client| client.execute(&statement, params).await)
+    }
+
+    /// Runs `work` with what is pending sent ahead of it, in the same round trip.
+    fn after_pending<T>(
+        &mut self,
+        work: impl AsyncFnOnce(&Client) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, StoreError> {
         let pending = std::mem::take(&mut self.pending);
         self.started = true;
         let client = &self.client;
         self.runtime
             .block_on(async {
+                // Polled first, so its request goes out first.
                 let ahead = async {
                     match pending.is_empty() {
                         true => Ok(()),
                         false => client.batch_execute(&pending).await,
                     }
                 };
-                let queries = prepared.iter().zip(statements).map(|(st, (_, params))| client.query(st, params));
-                let (ahead, rows) = futures_util::join!(ahead, futures_util::future::join_all(queries));
-                ahead?;
-                rows.into_iter().collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(classify)
-    }
-
-    /// Like `query`, for a statement whose rows are not wanted: how many it touched.
-    pub fn execute(&mut self, sql: &str, params: Params) -> Result<u64, StoreError> {
-        let statement = self.prepared(sql)?;
-        let pending = std::mem::take(&mut self.pending);
-        self.started = true;
-        let client = &self.client;
-        self.runtime
-            .block_on(async {
-                if pending.is_empty() {
-                    return client.execute(&statement, params).await;
-                }
-                let (ahead, n) =
-                    futures_util::join!(client.batch_execute(&pending), client.execute(&statement, params));
-                ahead.and(n)
+                let (ahead, out) = futures_util::join!(ahead, work(client));
+                ahead.and(out)
             })
             .map_err(classify)
     }
