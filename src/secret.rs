@@ -40,6 +40,13 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Whether strongSwan would decode `psk` rather than take it as it is: a secret that begins with
+/// `0x` (hex) or `0s` (base64), in either case, as swanctl.conf and ipsec.secrets read them.
+pub fn encoded_for_strongswan(psk: &str) -> bool {
+    let head = psk.as_bytes().get(..2).map(|h| h.to_ascii_lowercase());
+    matches!(head.as_deref(), Some(b"0x" | b"0s"))
+}
+
 /// A secret as stored: sealed with the master key, redacted in `Debug`. PSKs and BGP keys live
 /// inside resource documents in this form.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

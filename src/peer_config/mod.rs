@@ -214,12 +214,11 @@ fn value(s: &str) -> String {
     }
 }
 
-/// The PSK, quoted. swanctl reads a value that starts with `0x` as hex and one that starts with
-/// `0s` as base64. Such a PSK, and one with `"`, `\` or `$` (kept away from the lexer's escapes),
-/// is written as `0x` followed by hex, which strongSwan always reads back exactly.
+/// The PSK, quoted. A PSK that strongSwan would decode (see `encoded_for_strongswan`), and one
+/// with `"`, `\` or `$` (kept away from the lexer's escapes), is written as `0x` followed by hex,
+/// which strongSwan always reads back exactly.
 fn secret(psk: &str) -> String {
-    let plain = !psk.starts_with("0x")
-        && !psk.starts_with("0s")
+    let plain = !crate::secret::encoded_for_strongswan(psk)
         && psk.chars().all(|c| c.is_ascii_graphic() && !"\"\\$".contains(c));
     if plain {
         format!("\"{psk}\"")
@@ -437,6 +436,8 @@ mod tests {
         assert_eq!(value("a\"b\\"), "\"a\\\"b\\\\\"");
         assert_eq!(secret("Sm0ke~T*st+K/y=1"), "\"Sm0ke~T*st+K/y=1\"");
         assert_eq!(secret("0sAAAA"), format!("0x{}", hex::encode("0sAAAA")));
+        assert_eq!(secret("0SWfYeENdkkeB1Hd"), format!("0x{}", hex::encode("0SWfYeENdkkeB1Hd")));
+        assert_eq!(secret("0Xab"), format!("0x{}", hex::encode("0Xab")));
         assert_eq!(secret("a\"b"), "0x612262");
         assert_eq!(secret("pa$$"), format!("0x{}", hex::encode("pa$$")));
         let odd = PeerView { name: "vco.x y", local_subnet: "", remote_subnet: "", tunnels: vec![] };

@@ -69,6 +69,7 @@ class Client:
         ike = ike or proposal(ikec["IkeEncAlg"], ikec["IkeAuthAlg"], ikec["IkePfs"])
         esp = esp or proposal(espc["IpsecEncAlg"], espc["IpsecAuthAlg"], espc["IpsecPfs"])
         local_id = ikec.get("LocalId") or server["InternetIp"]
+        # As hex: strongSwan would decode a secret that begins with 0x or 0s (any case).
         secret = server["Psk"] if psk is None else psk
         remote_ts = ",".join(s.strip() for s in server["LocalSubnet"].split(","))
         return f"""connections {{
@@ -99,7 +100,7 @@ class Client:
 secrets {{
   ike-server {{
     id-1 = {local_id}
-    secret = "{secret}"
+    secret = 0x{secret.encode().hex()}
   }}
 }}
 """

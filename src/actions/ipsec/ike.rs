@@ -91,9 +91,16 @@ impl IkeConfig {
     }
 }
 
-/// A PSK the system picks when none is given: 16 random letters and digits.
+/// A PSK the system picks when none is given: 16 random letters and digits. Never one that
+/// begins with `0x` or `0s` (either case): strongSwan reads such a secret as hex or base64, so a
+/// customer who pastes it into swanctl.conf would get another key.
 pub(super) fn random_psk() -> Secret {
-    Secret::new(Alphanumeric.sample_string(&mut rand::thread_rng(), 16))
+    loop {
+        let psk = Alphanumeric.sample_string(&mut rand::thread_rng(), 16);
+        if !crate::secret::encoded_for_strongswan(&psk) {
+            return Secret::new(psk);
+        }
+    }
 }
 
 /// 1-100 characters: letters, digits and the documented symbols (no spaces). The error never

@@ -619,3 +619,17 @@ fn dual_tunnel_modify() {
     assert!(!merge(&on, &[("EnableTunnelsBgp", "false")]).unwrap().bgp.enable_bgp);
     assert!(merge(&on, &[]).unwrap().bgp.enable_bgp, "kept when not given");
 }
+
+#[test]
+fn a_generated_psk_is_one_strongswan_reads_as_it_is() {
+    for _ in 0..20_000 {
+        let psk = ike::random_psk();
+        let p = psk.expose();
+        assert_eq!(p.len(), 16);
+        assert!(p.chars().all(|c| c.is_ascii_alphanumeric()), "{p}");
+        assert!(!crate::secret::encoded_for_strongswan(p), "{p}");
+    }
+    assert!(crate::secret::encoded_for_strongswan("0SWfYeENdkkeB1Hd"));
+    assert!(crate::secret::encoded_for_strongswan("0xab") && crate::secret::encoded_for_strongswan("0sAB"));
+    assert!(!crate::secret::encoded_for_strongswan("0") && !crate::secret::encoded_for_strongswan("x0s"));
+}
