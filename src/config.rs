@@ -113,6 +113,14 @@ pub struct Config {
     /// How long a node's claim on a task's step lasts: after that, another node may take the
     /// task over (its node presumed dead).
     pub task_lease: Duration,
+    /// In gateway mode, the name this node runs gateways under (see `actions::gateway_hosts`);
+    /// None in the emulator, whose gateways belong to no host.
+    pub host: Option<String>,
+    /// Who holds that name: the data directory's `host_id`, so that the same host restarted
+    /// (after a crash, its heartbeat still fresh) takes its name back.
+    pub host_id: String,
+    /// How long a gateway host's heartbeat counts: a host silent for longer is down.
+    pub host_lease: Duration,
 }
 
 impl Config {
@@ -147,6 +155,9 @@ impl Config {
             control_access: Default::default(),
             simulated_dataplane: true,
             task_lease: Duration::from_secs(10),
+            host: None,
+            host_id: String::new(),
+            host_lease: Duration::from_secs(10),
         }
     }
 }
@@ -154,6 +165,24 @@ impl Config {
 /// Makes the data directory (0700, with its parents) or tightens an existing one: it holds the
 /// master key, the embedded database and gateway-mode state, the operator's alone whatever the
 /// umask.
+/// The identity of the gateway host whose data directory this is (`<dir>/host-id`, made on
+/// first use): another node under the same host name has another directory, so another id.
+pub fn host_id(dir: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let path = dir.join("host-id");
+    let kept = match std::fs::read_to_string(&path) {
+        Ok(id) => id.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    if !kept.is_empty() {
+        return Ok(kept);
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    std::fs::write(&path, format!("{id}\n")).with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
+}
+
 pub fn private_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;

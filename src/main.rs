@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use gatehouse::accounts;
+use gatehouse::actions::gateway_hosts;
 use gatehouse::app::{App, RateLimiter};
 use gatehouse::config::{Config, Region};
 use gatehouse::dataplane::netns::{EspBackend, Netns, NetnsConfig};
@@ -109,6 +110,16 @@ enum Command {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Gateway hosts (gateway mode): which node runs which gateway; move a gateway to another.
+    Hosts {
+        #[command(subcommand)]
+        command: HostsCommand,
+        /// How long a host's heartbeat counts (ms): as the nodes' --host-lease-ms.
+        #[arg(long, env = "GATEHOUSE_HOST_LEASE_MS", default_value_t = 10_000)]
+        host_lease_ms: u64,
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// Talk to a running server's control API: reset, faults, tunnel status, lifecycle.
     Ctl(gatehouse::control::cli::CtlArgs),
 }
@@ -126,6 +137,14 @@ struct ServeArgs {
     /// VPN gateways per account and region.
     #[arg(long, env = "GATEHOUSE_QUOTA_VPN_GATEWAYS", default_value_t = 100)]
     quota_vpn_gateways: u64,
+    /// Gateway mode: the name this node runs gateways under (the machine's hostname by default).
+    /// Nodes sharing a database need names of their own.
+    #[arg(long, env = "GATEHOUSE_HOST_NAME")]
+    host_name: Option<String>,
+    /// Gateway mode: how long a host's heartbeat counts (ms); a host silent for longer is down
+    /// and its gateways' connections are shown down.
+    #[arg(long, env = "GATEHOUSE_HOST_LEASE_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(500..))]
+    host_lease_ms: u64,
     /// How long a node's claim on a lifecycle task's step lasts (ms): on a shared database,
     /// another node takes the task over when its node died and the lease ran out.
     #[arg(long, env = "GATEHOUSE_TASK_LEASE_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
@@ -249,6 +268,22 @@ enum CertificatesCommand {
 }
 
 #[derive(Subcommand)]
+enum HostsCommand {
+    /// Every host: its name, live or down, how many gateways it runs, its last heartbeat's age.
+    List,
+    /// Every gateway with its host and status.
+    Gateways,
+    /// Assign a gateway to another (live) host: the former host, if live, lets go of it first.
+    Move {
+        /// The gateway (vpn-...).
+        gateway: String,
+        /// The host that runs it from now on.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum AccountsCommand {
     /// Create an account.
     Create { name: String },
@@ -299,6 +334,9 @@ fn main() -> anyhow::Result<()> {
             Command::PeerConfig { id, account, bgp, announce, data } => peer_config(id, account, bgp, announce, data),
             Command::SslServerConfig { id, account, data } => ssl_server_config(id, account, data),
             Command::Certificates { command, data } => certificates_command(command, data).await,
+            Command::Hosts { command, host_lease_ms, data } => {
+                hosts_command(command, Duration::from_millis(host_lease_ms), data).await
+            }
             Command::Ctl(args) => gatehouse::control::cli::run(args).await,
         }
     })
@@ -326,6 +364,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = Config::new(args.listen, args.data.data_dir.clone());
     config.transition_delay = Duration::from_millis(args.transition_delay_ms);
     config.task_lease = Duration::from_millis(args.task_lease_ms);
+    config.host_lease = Duration::from_millis(args.host_lease_ms);
     config.quotas.vpn_gateways = args.quota_vpn_gateways;
     config.quotas.customer_gateways = args.quota_customer_gateways;
     config.quotas.vpn_connections = args.quota_vpn_connections;
@@ -389,7 +428,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let plane: Arc<dyn DataPlane> = match args.dataplane {
         DataPlaneKind::Simulated => Arc::new(Simulated::new(events_tx)),
         DataPlaneKind::Netns => {
-            store.claim_data_plane()?;
+            config.host_id = gatehouse::config::host_id(&data_dir)?;
+            let host = register_host(&*store, &config.host_id, args.host_name.clone(), config.host_lease).await?;
+            println!("gatehouse gateway host: {host}");
+            config.host = Some(host);
             let uplink_bridge =
                 args.uplink_bridge.clone().context("--dataplane netns needs --uplink-bridge (see README)")?;
             let backend = match args.esp_backend {
@@ -455,6 +497,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     plane.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), workers).await;
     Ok(())
+}
+
+/// Registers this node, whose data directory's host id is `id`, as gateway host `name` (the
+/// machine's hostname by default); fails while another live node holds the name.
+async fn register_host(store: &dyn Store, id: &str, name: Option<String>, lease: Duration) -> anyhow::Result<String> {
+    let name = match name {
+        Some(n) => n,
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname").context("reading the hostname")?.trim().into(),
+    };
+    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        anyhow::bail!("--host-name {name:?}: 1-64 letters, digits, '-', '_' or '.'");
+    }
+    let (host, id, now) = (name.clone(), id.to_string(), gatehouse::store::now_ms());
+    let stale = gateway_hosts::stale_before(now, lease);
+    match store.write(move |tx| tx.host_heartbeat(&host, &id, now, stale)).await? {
+        gatehouse::store::Heartbeat::Taken => {
+            anyhow::bail!("another live node runs as gateway host {name:?}: give this one another --host-name")
+        }
+        _ => Ok(name),
+    }
 }
 
 /// A directory removed when this goes out of scope (the ephemeral store's).
@@ -566,6 +628,29 @@ async fn keys_command(command: KeysCommand, data: DataDir) -> anyhow::Result<()>
         }
         KeysCommand::Disable { id } => set_enabled(&*store, id, false).await?,
         KeysCommand::Enable { id } => set_enabled(&*store, id, true).await?,
+    }
+    Ok(())
+}
+
+async fn hosts_command(command: HostsCommand, lease: Duration, data: DataDir) -> anyhow::Result<()> {
+    let (store, _) = open(&data)?;
+    let now = gatehouse::store::now_ms();
+    match command {
+        HostsCommand::List => {
+            for h in store.read(|tx| gateway_hosts::list(tx, now, lease))? {
+                let state = if h.live { "live" } else { "down" };
+                println!("{}\t{state}\t{}\t{}", h.row.name, h.gateways, now - h.row.heartbeat_ms);
+            }
+        }
+        HostsCommand::Gateways => {
+            for g in store.read(gatehouse::actions::gateway_sync::live_gateways)? {
+                println!("{}\t{}\t{}\t{}", g.id, g.account_id, g.host, g.status.wire());
+            }
+        }
+        HostsCommand::Move { gateway, to } => {
+            let moved = store.write(move |tx| gateway_hosts::move_gateway(tx, &gateway, &to, now, lease)).await?;
+            println!("{}: {} -> {}", moved.gateway_id, moved.from, moved.to);
+        }
     }
     Ok(())
 }

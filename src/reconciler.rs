@@ -9,8 +9,10 @@
 //! writer thread therefore never waits for a daemon.
 //!
 //! A second worker records the data plane's events, in batches, backing off while the store
-//! fails. At start, a data plane that runs real things is handed every gateway (it adopts what
-//! still runs and converges) and is rid of whatever the store does not know.
+//! fails. At start, a data plane that runs real things is handed every gateway of this node's
+//! host (it adopts what still runs and converges) and is rid of whatever else runs. A gateway
+//! host also keeps its heartbeat and reports the gateways of hosts gone silent as down (see
+//! `actions::gateway_hosts`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 
+use crate::actions::gateway_hosts::{self, ADOPT_TASK, EVICT_TASK};
 use crate::actions::gateway_sync;
 use crate::actions::vpn_connections::VpnConnection;
 use crate::actions::vpn_gateways::{GatewayStatus, VpnGateway};
@@ -26,7 +29,7 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::app::{App, CLIENT_TOKEN_TTL_MS};
 use crate::control::RESYNC_TASK;
 use crate::dataplane::{DataPlane, Event};
-use crate::store::{now_ms, Durability, Resource, Task, TxExt};
+use crate::store::{now_ms, Durability, Heartbeat, Resource, Task, TxExt};
 
 /// How many due tasks one pass takes on.
 const BATCH: u64 = 256;
@@ -39,6 +42,8 @@ const CONVERGE_PARALLELISM: usize = 8;
 /// How often a node on a shared database looks for tasks that other nodes queued (they cannot
 /// wake it).
 const SHARED_POLL: Duration = Duration::from_millis(250);
+/// How many heartbeats a gateway host sends per host lease.
+const HEARTBEATS_PER_LEASE: u32 = 5;
 
 /// Everything the reconciler drives.
 pub struct Reconciler {
@@ -51,6 +56,7 @@ impl Reconciler {
     /// events. Returns once both workers have stopped.
     pub async fn run(self: Arc<Self>, events: UnboundedReceiver<Event>, stop: watch::Receiver<bool>) {
         let recorder = tokio::spawn(record_events(self.app.clone(), events, stop.clone()));
+        let beating = self.app.config.host.is_some().then(|| tokio::spawn(self.clone().keep_host(stop.clone())));
         if self.plane.stateful() {
             if let Err(e) = self.converge().await {
                 tracing::error!(error = %e, "converging the data plane failed");
@@ -58,6 +64,51 @@ impl Reconciler {
         }
         self.clone().run_tasks(stop).await;
         let _ = recorder.await;
+        if let Some(beating) = beating {
+            let _ = beating.await;
+        }
+    }
+
+    /// The name this node runs gateways under; empty in the emulator.
+    fn host(&self) -> &str {
+        self.app.config.host.as_deref().unwrap_or_default()
+    }
+
+    /// A gateway host's heartbeat, until `stop`: renews it, converges again when another node
+    /// had marked this host down meanwhile (what runs here must be reported anew), and marks
+    /// silent hosts down.
+    async fn keep_host(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let (app, lease) = (&self.app, self.app.config.host_lease);
+        let every = lease / HEARTBEATS_PER_LEASE;
+        while !*stop.borrow() {
+            let (host, id, now) = (self.host().to_string(), app.config.host_id.clone(), now_ms());
+            let stale = gateway_hosts::stale_before(now, lease);
+            let beat = app.store.write_with(Durability::Process, move |tx| tx.host_heartbeat(&host, &id, now, stale));
+            match beat.await {
+                Ok(Heartbeat::Renewed) => {}
+                Ok(Heartbeat::Revived) => {
+                    tracing::warn!(host = self.host(), "this host had been marked down: reporting its gateways again");
+                    if let Err(e) = self.converge().await {
+                        tracing::error!(error = %e, "converging the data plane failed");
+                    }
+                }
+                Ok(Heartbeat::Taken) => {
+                    tracing::error!(host = self.host(), "another node runs as this gateway host");
+                }
+                Err(e) => tracing::error!(error = %e, "renewing the gateway host's heartbeat failed"),
+            }
+            let key = app.master_key.clone();
+            match app.store.write(move |tx| gateway_hosts::mark_down(tx, &key, now_ms(), lease)).await {
+                Ok(down) => down.iter().for_each(|h| {
+                    tracing::warn!(host = h, "gateway host down: its gateways' connections are shown down")
+                }),
+                Err(e) => tracing::error!(error = %e, "looking for silent gateway hosts failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                changed = stop.changed() => if changed.is_err() { return },
+            }
+        }
     }
 
     async fn run_tasks(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
@@ -87,7 +138,7 @@ impl Reconciler {
                     tracing::error!(error = %e, "purge failed");
                 }
             }
-            let next = app.store.read(|tx| tx.next_due_ms()).ok().flatten();
+            let next = app.store.read(|tx| tx.next_due_ms(self.host())).ok().flatten();
             let mut wait = match next {
                 _ if paused => IDLE,
                 Some(due) => Duration::from_millis((due - now_ms()).clamp(0, IDLE.as_millis() as i64) as u64),
@@ -112,13 +163,15 @@ impl Reconciler {
     /// group commits); false if any failed.
     async fn pass(self: &Arc<Self>) -> ApiResult<bool> {
         let (store, now) = (&self.app.store, now_ms());
-        if store.read(|tx| tx.next_due_ms())?.is_none_or(|due| due > now) {
+        if store.read(|tx| tx.next_due_ms(self.host()))?.is_none_or(|due| due > now) {
             return Ok(true);
         }
         // Losing a claim in a crash loses nothing: the lease dies with its node.
         let (node, lease_until) = (self.app.node.clone(), now + self.app.config.task_lease.as_millis() as i64);
-        let tasks =
-            store.write_with(Durability::Process, move |tx| tx.claim_tasks(&node, now, lease_until, BATCH)).await?;
+        let host = self.host().to_string();
+        let tasks = store
+            .write_with(Durability::Process, move |tx| tx.claim_tasks(&node, &host, now, lease_until, BATCH))
+            .await?;
         let running: Vec<_> = tasks
             .into_iter()
             .map(|task| {
@@ -162,7 +215,20 @@ impl Reconciler {
                 tracing::info!(gateway, account, status = "provisioning", "gateway");
                 Ok(())
             }
-            ("create", _) | ("update", _) => self.sync(account, &id, Some(task)).await,
+            ("create", _) | ("update", _) | (ADOPT_TASK, _) => self.sync(account, &id, Some(task)).await,
+            (EVICT_TASK, _) => {
+                // The gateway moved to another host: this one lets go of it, then the other starts it.
+                self.plane.remove(&id).await.map_err(|e| ApiError::internal(format!("removing {id}: {e}")))?;
+                let gateway = id.clone();
+                store
+                    .write(move |tx| {
+                        gateway_hosts::evicted(tx, account, &id, now_ms())?;
+                        tx.finish_task(&task)
+                    })
+                    .await?;
+                tracing::info!(gateway, account, "gateway moved to another host");
+                Ok(())
+            }
             ("delete", _) => {
                 self.plane.remove(&id).await.map_err(|e| ApiError::internal(format!("removing {id}: {e}")))?;
                 let gateway = id.clone();
@@ -260,11 +326,29 @@ impl Reconciler {
             .await
     }
 
-    /// After a start: every gateway the store knows is handed to the data plane (which adopts
-    /// what still runs), and whatever runs that the store does not know is removed.
+    /// After a start: every gateway of this host is handed to the data plane (which adopts what
+    /// still runs), and whatever else runs (gone from the store, or moved to another host) is
+    /// removed. Gateways of no host (made before hosts were) become this host's.
     async fn converge(self: &Arc<Self>) -> ApiResult<()> {
         let started = std::time::Instant::now();
-        let gateways = self.app.store.read(gateway_sync::live_gateways)?;
+        let host = self.host().to_string();
+        let gateways = self
+            .app
+            .store
+            .write(move |tx| {
+                let mut mine = Vec::new();
+                for mut gw in gateway_sync::live_gateways(tx)? {
+                    if gw.host.is_empty() && !host.is_empty() {
+                        gw.host = host.clone();
+                        tx.update_as(&gw)?;
+                    }
+                    if gw.host == host {
+                        mine.push(gw);
+                    }
+                }
+                Ok(mine)
+            })
+            .await?;
         let known: HashSet<String> = gateways.iter().map(|g| g.id.clone()).collect();
         let work = gateways
             .into_iter()

@@ -16,6 +16,7 @@ use super::vpn_gateways::{GatewayStatus, VpnGateway};
 use super::vpn_routes::{self, Destination, Policy};
 use super::{certificates, ipsec_server, ssl_vpn};
 use crate::api::error::{ApiError, ApiResult};
+use crate::dataplane::remote_access::{IpsecServerReport, SslVpnReport};
 use crate::dataplane::{
     BgpPlan, ConnectionPlan, ConnectionReport, Event, GatewayPlan, GatewayReport, HealthProbe, IkeVersion, RoutePlan,
     TunnelPlan, TunnelStatus,
@@ -138,17 +139,37 @@ pub fn plan(tx: &dyn Tx, key: &MasterKey, gw: &VpnGateway, complete: bool) -> Ap
 
 /// What a data plane that failed as a whole reports: every changed connection down, with why.
 pub fn failed_report(plan: &GatewayPlan, error: &str) -> GatewayReport {
-    let down = |_: &TunnelPlan| TunnelStatus::IkeSaNotEstablished;
+    GatewayReport { connections: down(plan, error, |c| c.changed), ssl_vpn: None, ipsec_server: None }
+}
+
+/// What a gateway no host vouches for reports: every connection down with `error`, no
+/// remote-access client online.
+pub fn unreachable_report(plan: &GatewayPlan, reason: &str) -> GatewayReport {
+    let error = Some(reason.to_string());
     GatewayReport {
-        connections: plan
-            .connections
-            .iter()
-            .filter(|c| c.changed)
-            .map(|c| ConnectionReport::without_bgp(c, down, Default::default(), Some(error.to_string())))
-            .collect(),
-        ssl_vpn: None,
-        ipsec_server: None,
+        connections: down(plan, reason, |_| true),
+        ssl_vpn: plan.ssl_vpn.as_ref().map(|s| SslVpnReport {
+            id: s.id.clone(),
+            connections: 0,
+            log: Vec::new(),
+            error: error.clone(),
+        }),
+        ipsec_server: plan.ipsec_server.as_ref().map(|s| IpsecServerReport {
+            id: s.id.clone(),
+            online_clients: 0,
+            error: error.clone(),
+        }),
     }
+}
+
+/// The connections `which` picks, their tunnels down, with `error`.
+fn down(plan: &GatewayPlan, error: &str, which: impl Fn(&ConnectionPlan) -> bool) -> Vec<ConnectionReport> {
+    let down = |_: &TunnelPlan| TunnelStatus::IkeSaNotEstablished;
+    plan.connections
+        .iter()
+        .filter(|c| which(c))
+        .map(|c| ConnectionReport::without_bgp(c, down, Default::default(), Some(error.to_string())))
+        .collect()
 }
 
 /// Records the outcome of applying the plan of `generation`, and brings the gateway and its

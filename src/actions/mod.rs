@@ -12,6 +12,7 @@
 
 pub mod certificates;
 pub mod customer_gateways;
+pub mod gateway_hosts;
 pub mod gateway_sync;
 pub mod ipsec;
 pub mod ipsec_server;

@@ -8,6 +8,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::gateway_hosts;
 use super::rules::{check_description, check_name, new_id, object, page_body, tags_json};
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::{Body, Ctx};
@@ -62,6 +63,9 @@ pub struct VpnGateway {
     /// Bumped by every change the data plane must apply (see `dataplane::GatewayPlan`).
     #[serde(default)]
     pub generation: u64,
+    /// The gateway host that runs its data plane (`gateway_hosts`); empty in the emulator.
+    #[serde(default)]
+    pub host: String,
 }
 
 crate::resource!(VpnGateway, "VpnGateway", {
@@ -149,7 +153,7 @@ pub fn begin_update(tx: &mut dyn Tx, gw: &mut VpnGateway, delay: std::time::Dura
     gw.status = GatewayStatus::Updating;
     gw.generation += 1;
     tx.update_as(gw)?;
-    tx.add_task(gw.account_id, VpnGateway::KIND, &gw.id, "update", now_ms() + delay.as_millis() as i64)
+    tx.add_task(gw.account_id, VpnGateway::KIND, &gw.id, "update", now_ms() + delay.as_millis() as i64, &gw.host)
 }
 
 /// The caller's gateway in `region`, or `InvalidVpnGatewayInstanceId.NotFound` with `status`.
@@ -267,12 +271,13 @@ pub async fn create(ctx: Ctx) -> ApiResult<Body> {
             auto_propagate: true,
             enable_bgp: false,
             generation: 0,
+            host: gateway_hosts::choose(tx, &config, created_ms)?,
             created_ms,
             end_ms: if charge_type == "POSTPAY" { POSTPAY_END_MS } else { add_months(created_ms, period) },
         };
         tx.insert_as(&gw)?;
         let first_step = created_ms + config.transition_delay.as_millis() as i64 / 2;
-        tx.add_task(account_id, VpnGateway::KIND, &gw.id, "create", first_step)?;
+        tx.add_task(account_id, VpnGateway::KIND, &gw.id, "create", first_step, &gw.host)?;
         let mut body = Body::new();
         body.insert("VpnGatewayId".into(), json!(gw.id));
         body.insert("Name".into(), json!(gw.name));
@@ -378,7 +383,7 @@ pub async fn delete(ctx: Ctx) -> ApiResult<Body> {
         }
         gw.status = GatewayStatus::Deleting;
         tx.update_as(&gw)?;
-        tx.add_task(account_id, VpnGateway::KIND, &gw.id, "delete", now_ms() + delay.as_millis() as i64)?;
+        tx.add_task(account_id, VpnGateway::KIND, &gw.id, "delete", now_ms() + delay.as_millis() as i64, &gw.host)?;
         Ok(Body::new())
     })
     .await

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::{json, Map, Value};
 
 use crate::accounts::ROOT_ACCOUNT;
+use crate::actions::gateway_sync;
 use crate::actions::vpn_connections::{self, VpnConnection};
 use crate::actions::vpn_gateways::VpnGateway;
 use crate::api::error::{ApiError, ApiResult};
@@ -188,11 +189,15 @@ async fn reset(app: &App, p: &Params) -> ApiResult<Body> {
     let dropped = app
         .store
         .write(move |tx| {
+            // Each removal goes to the host that runs the gateway.
+            let hosts: std::collections::HashMap<String, String> =
+                gateway_sync::live_gateways(tx)?.into_iter().map(|g| (g.id, g.host)).collect();
             let dropped = tx.drop_resources(id)?;
             for r in &dropped {
                 tx.release_addresses(&r.id)?;
                 if r.kind == VpnGateway::KIND {
-                    tx.add_task(r.account_id, VpnGateway::KIND, &r.id, "delete", now_ms())?;
+                    let host = hosts.get(&r.id).map_or("", String::as_str);
+                    tx.add_task(r.account_id, VpnGateway::KIND, &r.id, "delete", now_ms(), host)?;
                 }
             }
             Ok(dropped)
@@ -292,7 +297,8 @@ fn set_forced(
         return Err(ApiError::not_found("InvalidTunnelId.NotFound", "The specified tunnel does not exist."));
     }
     tx.update_as(&conn)?;
-    tx.add_task(account_id, VpnConnection::KIND, &conn.id, RESYNC_TASK, now_ms())?;
+    // Forced statuses are the emulator's, whose gateways belong to no host.
+    tx.add_task(account_id, VpnConnection::KIND, &conn.id, RESYNC_TASK, now_ms(), "")?;
     Ok(conn)
 }
 
@@ -311,7 +317,7 @@ mod tests {
         assert_eq!(conn.tunnels[0].forced, up);
         let stored = store.read(|tx| tx.get_as::<VpnConnection>(1, "vco-1")).unwrap().unwrap();
         assert_eq!(stored.tunnels[0].forced, up);
-        let tasks = store.write(|tx| tx.claim_tasks("n", now_ms(), now_ms() + 1000, 10)).await.unwrap();
+        let tasks = store.write(|tx| tx.claim_tasks("n", "", now_ms(), now_ms() + 1000, 10)).await.unwrap();
         assert_eq!((tasks[0].kind.as_str(), tasks[0].op.as_str()), (VpnConnection::KIND, RESYNC_TASK));
         // Clearing, one tunnel by its id; unknown tunnels and other accounts' connections are refused.
         let conn = store.write(|tx| set_forced(tx, 1, "vco-1", Some("tun-vco-1"), None)).await.unwrap();

@@ -96,6 +96,8 @@ on_every_engine!(
     concurrent_checks_and_their_changes_stay_atomic,
     accounts_and_keys_are_kept,
     pages_carry_their_tags_and_total,
+    a_hosts_tasks_go_to_it_alone,
+    a_host_name_is_held_by_one_live_node,
 );
 
 fn rec(id: &str, region: &str, parent: &str, unique: Option<&str>) -> Record {
@@ -281,21 +283,21 @@ async fn nonces_addresses_tokens_and_tasks_survive_a_reopen(e: &Engine) {
         assert_eq!(got, (Some(0), Some(1), Some(2), None, Some(0)));
         let answer = IdempotentAnswer { params_hash: "h".into(), response: "{}".into() };
         store.write(move |tx| tx.remember_answer(1, "Create", "tok", &answer, now_ms())).await.unwrap();
-        store.write(|tx| tx.add_task(1, "Thing", "a", "create", 5)).await.unwrap();
+        store.write(|tx| tx.add_task(1, "Thing", "a", "create", 5, "")).await.unwrap();
     }
     let store = e.store();
     assert_eq!(spend(&store, "k", "n1").await, NonceSpend::Replayed);
     assert_eq!(store.read(|tx| tx.idempotent_answer(1, "Create", "tok")).unwrap().unwrap().params_hash, "h");
-    assert!(store.write(|tx| tx.claim_tasks("n", 4, 100, 10)).await.unwrap().is_empty(), "not due yet");
-    let tasks = store.write(|tx| tx.claim_tasks("n", 10, 100, 10)).await.unwrap();
+    assert!(store.write(|tx| tx.claim_tasks("n", "", 4, 100, 10)).await.unwrap().is_empty(), "not due yet");
+    let tasks = store.write(|tx| tx.claim_tasks("n", "", 10, 100, 10)).await.unwrap();
     assert_eq!(tasks.len(), 1);
     let task = tasks[0].clone();
     store.write(move |tx| tx.advance_task(&task, 1, 20)).await.unwrap();
-    assert_eq!(store.read(|tx| tx.next_due_ms()).unwrap(), Some(20));
-    let task = store.write(|tx| tx.claim_tasks("n", 20, 100, 10)).await.unwrap().remove(0);
+    assert_eq!(store.read(|tx| tx.next_due_ms("")).unwrap(), Some(20));
+    let task = store.write(|tx| tx.claim_tasks("n", "", 20, 100, 10)).await.unwrap().remove(0);
     assert_eq!(task.step, 1);
     store.write(move |tx| tx.finish_task(&task)).await.unwrap();
-    assert_eq!(store.read(|tx| tx.next_due_ms()).unwrap(), None);
+    assert_eq!(store.read(|tx| tx.next_due_ms("")).unwrap(), None);
     // Expired nonces and old tokens go; the nonce can then be used again.
     store.write(|tx| tx.purge_expired(i64::MAX / 2, 0)).await.unwrap();
     assert_eq!(spend(&store, "k", "n1").await, NonceSpend::Spent);
@@ -313,8 +315,8 @@ async fn dropping_one_accounts_resources_keeps_the_others(e: &Engine) {
                 &TagBinding { kind: "Thing".into(), resource_id: "a".into(), key: "k".into(), value: "v".into() },
                 1,
             )?;
-            tx.add_task(1, "Thing", "a", "create", 10)?;
-            tx.add_task(2, "Thing", "b", "create", 10)
+            tx.add_task(1, "Thing", "a", "create", 10, "")?;
+            tx.add_task(2, "Thing", "b", "create", 10, "")
         })
         .await
         .unwrap();
@@ -324,15 +326,15 @@ async fn dropping_one_accounts_resources_keeps_the_others(e: &Engine) {
     assert_eq!(store.read(|tx| tx.count(&left(1))).unwrap(), 0, "the account's count follows");
     assert_eq!(store.read(|tx| tx.count(&left(2))).unwrap(), 1);
     assert!(store.read(|tx| tx.tags_of("Thing", 1, &["a".into()])).unwrap().is_empty());
-    let tasks = store.write(|tx| tx.claim_tasks("n", 100, 100, 10)).await.unwrap();
+    let tasks = store.write(|tx| tx.claim_tasks("n", "", 100, 100, 10)).await.unwrap();
     assert_eq!(tasks.iter().map(|t| t.account_id).collect::<Vec<_>>(), [2]);
     store.write(|tx| tx.release_leases()).await.unwrap();
     // Expediting makes the rest due now and marks them.
-    store.write(|tx| tx.add_task(2, "Thing", "c", "create", i64::MAX / 2)).await.unwrap();
+    store.write(|tx| tx.add_task(2, "Thing", "c", "create", i64::MAX / 2, "")).await.unwrap();
     assert_eq!(store.write(|tx| tx.expedite_tasks(Some(2), 50)).await.unwrap(), 2);
     let stats = store.read(|tx| tx.task_stats(50)).unwrap();
     assert_eq!(stats, TaskStats { queued: 2, due: 2, oldest_due_ms: Some(10) });
-    let tasks = store.write(|tx| tx.claim_tasks("n", 50, 100, 10)).await.unwrap();
+    let tasks = store.write(|tx| tx.claim_tasks("n", "", 50, 100, 10)).await.unwrap();
     assert!(tasks.len() == 2 && tasks.iter().all(|t| t.expedited && t.due_ms <= 50));
     assert_eq!(store.read(|tx| tx.resource_statuses()).unwrap(), [("Thing".to_string(), "active".to_string(), 1)]);
     assert_eq!(store.write(|tx| tx.drop_resources(None)).await.unwrap().len(), 1);
@@ -340,13 +342,13 @@ async fn dropping_one_accounts_resources_keeps_the_others(e: &Engine) {
 
 async fn a_task_is_leased_to_one_node_until_its_lease_runs_out(e: &Engine) {
     let store = e.store();
-    store.write(|tx| tx.add_task(1, "Thing", "a", "create", 10)).await.unwrap();
-    let a = store.write(|tx| tx.claim_tasks("a", 10, 1_000, 10)).await.unwrap();
+    store.write(|tx| tx.add_task(1, "Thing", "a", "create", 10, "")).await.unwrap();
+    let a = store.write(|tx| tx.claim_tasks("a", "", 10, 1_000, 10)).await.unwrap();
     assert_eq!(a.len(), 1);
-    assert!(store.write(|tx| tx.claim_tasks("b", 500, 1_500, 10)).await.unwrap().is_empty(), "held by a");
-    assert_eq!(store.read(|tx| tx.next_due_ms()).unwrap(), Some(1_000), "claimable when the lease ends");
+    assert!(store.write(|tx| tx.claim_tasks("b", "", 500, 1_500, 10)).await.unwrap().is_empty(), "held by a");
+    assert_eq!(store.read(|tx| tx.next_due_ms("")).unwrap(), Some(1_000), "claimable when the lease ends");
     // a's lease ran out (its node presumed dead): b takes the task over...
-    let b = store.write(|tx| tx.claim_tasks("b", 1_001, 2_000, 10)).await.unwrap();
+    let b = store.write(|tx| tx.claim_tasks("b", "", 1_001, 2_000, 10)).await.unwrap();
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].node, "b");
     // ...and a's late step is refused and rolled back, while b's goes through.
@@ -360,7 +362,7 @@ async fn a_task_is_leased_to_one_node_until_its_lease_runs_out(e: &Engine) {
     assert_eq!(refused.unwrap_err().code, "ServiceUnavailable");
     assert!(store.read(|tx| tx.get("Thing", 1, "x")).unwrap().is_none(), "the late step's change was rolled back");
     store.write(move |tx| tx.finish_task(&task)).await.unwrap();
-    assert_eq!(store.read(|tx| tx.next_due_ms()).unwrap(), None);
+    assert_eq!(store.read(|tx| tx.next_due_ms("")).unwrap(), None);
 }
 
 /// A check and the change it guards, from many writers on two stores (two nodes) at once: the
@@ -451,4 +453,46 @@ async fn pages_carry_their_tags_and_total(e: &Engine) {
     assert!(page(0, false, None).tags.is_empty(), "tags only when asked");
     let none = page(0, true, Some("elsewhere"));
     assert_eq!((none.records.len(), none.total), (0, 0));
+}
+
+async fn a_hosts_tasks_go_to_it_alone(e: &Engine) {
+    let store = e.store();
+    store
+        .write(|tx| {
+            tx.add_task(1, "Thing", "a", "create", 10, "h1")?;
+            tx.add_task(1, "Thing", "b", "create", 20, "h2")?;
+            tx.add_task(1, "Thing", "c", "create", 30, "")
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.read(|tx| tx.next_due_ms("h2")).unwrap(), Some(20), "h1's task is not h2's");
+    assert_eq!(store.read(|tx| tx.next_due_ms("")).unwrap(), Some(30), "a node of no host sees host-less tasks");
+    let ids = |tasks: Vec<Task>| tasks.into_iter().map(|t| t.resource_id).collect::<Vec<_>>();
+    let h2 = store.write(|tx| tx.claim_tasks("n2", "h2", 100, 1_000, 10)).await.unwrap();
+    assert_eq!(ids(h2), ["b", "c"]);
+    // Moving a's task to h2 hands it over.
+    store.write(|tx| tx.move_tasks(&["a".to_string()], "h2")).await.unwrap();
+    assert!(store.write(|tx| tx.claim_tasks("n1", "h1", 100, 1_000, 10)).await.unwrap().is_empty());
+    assert_eq!(ids(store.write(|tx| tx.claim_tasks("n2", "h2", 100, 1_000, 10)).await.unwrap()), ["a"]);
+}
+
+async fn a_host_name_is_held_by_one_live_node(e: &Engine) {
+    let store = e.store();
+    let beat = |node: &'static str, now: i64| {
+        let store = store.clone();
+        async move { store.write(move |tx| tx.host_heartbeat("h", node, now, now - 100)).await.unwrap() }
+    };
+    assert_eq!(beat("n1", 1_000).await, Heartbeat::Renewed);
+    assert_eq!(beat("n1", 1_050).await, Heartbeat::Renewed);
+    assert_eq!(beat("n2", 1_100).await, Heartbeat::Taken, "n1 is live");
+    // Silent past the lease: down, once; n2 then takes the name over, and n1's next beat finds
+    // the name taken.
+    assert!(!store.write(|tx| tx.mark_host_down("h", 1_000, 1_100)).await.unwrap(), "not stale yet");
+    assert!(store.write(|tx| tx.mark_host_down("h", 1_100, 1_200)).await.unwrap());
+    assert!(!store.write(|tx| tx.mark_host_down("h", 1_100, 1_300)).await.unwrap(), "marked once");
+    let hosts = store.read(|tx| tx.hosts()).unwrap();
+    assert_eq!(hosts, [HostRow { name: "h".into(), node: "n1".into(), heartbeat_ms: 1_050, down_ms: Some(1_200) }]);
+    assert_eq!(beat("n2", 1_300).await, Heartbeat::Revived, "the name comes back up, marked down before");
+    assert_eq!(beat("n1", 1_350).await, Heartbeat::Taken);
+    assert_eq!(store.read(|tx| tx.hosts()).unwrap()[0].down_ms, None);
 }

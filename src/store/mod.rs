@@ -163,6 +163,43 @@ pub struct Task {
     pub node: String,
 }
 
+/// A gateway host: a node that runs the data plane of the gateways assigned to it, known by the
+/// name it registered (`Tx::host_heartbeat`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRow {
+    pub name: String,
+    /// The host id (`config::host_id`) of the node that last renewed it.
+    pub node: String,
+    pub heartbeat_ms: i64,
+    /// When another node found its heartbeat stale and reported its gateways down.
+    pub down_ms: Option<i64>,
+}
+
+/// What renewing a host's heartbeat found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heartbeat {
+    Renewed,
+    /// Renewed, but the host had been marked down meanwhile: what its gateways run must be
+    /// reported again.
+    Revived,
+    /// Another node holds the name (its heartbeat is fresh).
+    Taken,
+}
+
+/// What a heartbeat of `node` makes of the row it found: `held` is that row's node, heartbeat
+/// and down mark.
+pub(crate) fn heartbeat_outcome(
+    held: Option<(String, i64, Option<i64>)>,
+    node: &str,
+    stale_before_ms: i64,
+) -> Heartbeat {
+    match held {
+        Some((other, beat, _)) if other != node && beat >= stale_before_ms => Heartbeat::Taken,
+        Some((_, _, Some(_))) => Heartbeat::Revived,
+        _ => Heartbeat::Renewed,
+    }
+}
+
 /// The reconciler's queue at one moment (for metrics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TaskStats {
@@ -227,12 +264,32 @@ pub trait Tx {
     fn remove_tags(&mut self, kind: &str, account_id: i64, id: &str, keys: Option<&[String]>) -> ApiResult<()>;
 
     // Background tasks.
-    fn add_task(&mut self, account_id: i64, kind: &str, resource_id: &str, op: &str, due_ms: i64) -> ApiResult<()>;
+    /// Queues a task. One with a `host` (a gateway host's name) is claimed only by that host's
+    /// node; one without (`""`) by any node.
+    fn add_task(
+        &mut self,
+        account_id: i64,
+        kind: &str,
+        resource_id: &str,
+        op: &str,
+        due_ms: i64,
+        host: &str,
+    ) -> ApiResult<()>;
     /// Leases up to `limit` due tasks that no node holds (or whose lease ran out) to `node` until
-    /// `lease_until_ms`. Concurrent claims on several nodes never hand out one task twice.
-    fn claim_tasks(&mut self, node: &str, now_ms: i64, lease_until_ms: i64, limit: u64) -> ApiResult<Vec<Task>>;
-    /// When the next task can be claimed (its due time, or its lease's end if later).
-    fn next_due_ms(&self) -> ApiResult<Option<i64>>;
+    /// `lease_until_ms`: tasks without a host and those of `host`. Concurrent claims on several
+    /// nodes never hand out one task twice.
+    fn claim_tasks(
+        &mut self,
+        node: &str,
+        host: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u64,
+    ) -> ApiResult<Vec<Task>>;
+    /// When the next task `host` can claim (its due time, or its lease's end if later).
+    fn next_due_ms(&self, host: &str) -> ApiResult<Option<i64>>;
+    /// Hands the queued tasks of these resources to `host`.
+    fn move_tasks(&mut self, resource_ids: &[String], host: &str) -> ApiResult<()>;
     /// Moves a claimed task to `step`, due at `due_ms`, and gives its lease back. Fails
     /// (`StoreError::Conflict`) when the lease is no longer `task.node`'s.
     fn advance_task(&mut self, task: &Task, step: i64, due_ms: i64) -> ApiResult<()>;
@@ -269,6 +326,15 @@ pub trait Tx {
     fn spend_nonce(&mut self, access_key_id: &str, nonce: &str, expires_ms: i64) -> ApiResult<NonceSpend>;
     /// Drops nonces and ClientTokens whose time is up.
     fn purge_expired(&mut self, now_ms: i64, token_ttl_ms: i64) -> ApiResult<()>;
+
+    // Gateway hosts.
+    /// Renews host `name` for `node` at `now_ms`; a name whose heartbeat is older than
+    /// `stale_before_ms` is taken over. Clears the host's down mark.
+    fn host_heartbeat(&mut self, name: &str, node: &str, now_ms: i64, stale_before_ms: i64) -> ApiResult<Heartbeat>;
+    fn hosts(&self) -> ApiResult<Vec<HostRow>>;
+    /// Marks host `name` down at `now_ms` if its heartbeat is older than `stale_before_ms` and it
+    /// is not marked yet; whether this call marked it (one node reports its gateways down).
+    fn mark_host_down(&mut self, name: &str, stale_before_ms: i64, now_ms: i64) -> ApiResult<bool>;
 
     // Address pools: the lowest free index of `pool`, bound to `owner`.
     fn allocate_address(&mut self, pool: &str, size: u64, owner: &str) -> ApiResult<Option<u64>>;
@@ -321,10 +387,6 @@ pub trait Store: Send + Sync + 'static {
     fn shared(&self) -> bool;
     /// Which engine and where, for the start-up line (never a password).
     fn describe(&self) -> String;
-    /// Claims, for the life of the process, the right to run the data plane of every gateway in
-    /// the database: gateway mode runs one node per database (gateways are not yet shared out
-    /// between hosts). Fails when another node holds it.
-    fn claim_data_plane(&self) -> anyhow::Result<()>;
 }
 
 /// Opens the store a node is configured with: PostgreSQL at `database_url`, else the embedded

@@ -104,4 +104,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
         idx BIGINT NOT NULL,
         PRIMARY KEY (pool, idx)
     );",
+    // 2: gateway hosts (`Tx::host_heartbeat`); a task's host, the only one that may claim it.
+    "ALTER TABLE tasks ADD COLUMN host TEXT NOT NULL DEFAULT '';
+     CREATE TABLE hosts (
+        name TEXT PRIMARY KEY,
+        node TEXT NOT NULL,
+        heartbeat_ms BIGINT NOT NULL,
+        down_ms BIGINT
+     );",
 ];

@@ -45,8 +45,6 @@ const UNAVAILABLE_PATIENCE: Duration = Duration::from_secs(2);
 const MIGRATION_LOCK: i64 = 0x6761_7465_686f_7573; // "gatehous"
 /// The key of the advisory lock every group of writes holds (see `attempt_group`).
 const WRITE_LOCK: i64 = 0x6761_7465_7772_6974; // "gatewrit"
-/// The key of the advisory lock held by the node that runs the gateways' data planes.
-const DATA_PLANE_LOCK: i64 = 0x6761_7465_6470_6c6e; // "gatedpln"
 
 pub struct PgStore {
     config: tokio_postgres::Config,
@@ -54,8 +52,6 @@ pub struct PgStore {
     readers: Mutex<(Vec<Conn>, usize)>,
     reader_freed: Condvar,
     writes: Mutex<mpsc::Sender<Write>>,
-    /// The connection holding `DATA_PLANE_LOCK`, once claimed.
-    data_plane: Mutex<Option<Conn>>,
 }
 
 impl PgStore {
@@ -87,7 +83,6 @@ impl PgStore {
             readers: Mutex::new((Vec::new(), 0)),
             reader_freed: Condvar::new(),
             writes: Mutex::new(sender),
-            data_plane: Mutex::new(None),
         })
     }
 
@@ -146,8 +141,7 @@ impl Drop for PgStore {
         // Closing a connection blocks on the synchronous client, which cannot happen inside a
         // runtime's context (where a store is usually dropped): close them on a thread of their own.
         let idle = std::mem::take(&mut self.readers.get_mut().expect("reader pool").0);
-        let held = self.data_plane.get_mut().expect("data plane claim").take();
-        let _ = std::thread::Builder::new().name("store-close".into()).spawn(move || drop((idle, held)));
+        let _ = std::thread::Builder::new().name("store-close".into()).spawn(move || drop(idle));
     }
 }
 
@@ -184,25 +178,6 @@ impl Store for PgStore {
 
     fn describe(&self) -> String {
         self.describe.clone()
-    }
-
-    fn claim_data_plane(&self) -> anyhow::Result<()> {
-        // A session-level advisory lock, on a connection kept for the life of the process: it
-        // goes with the node (or its connection) when that dies.
-        let mut held = self.data_plane.lock().expect("data plane claim");
-        if held.is_some() {
-            return Ok(());
-        }
-        let mut conn = blocking(|| Conn::open(&self.config))??;
-        let got: bool = blocking(|| conn.query("SELECT pg_try_advisory_lock($1)", &[&DATA_PLANE_LOCK]))??[0].get(0);
-        if !got {
-            anyhow::bail!(
-                "another gateway-mode node runs on {}: gateway mode runs one node per database",
-                self.describe
-            );
-        }
-        *held = Some(conn);
-        Ok(())
     }
 }
 

@@ -280,30 +280,52 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
-    fn add_task(&mut self, account_id: i64, kind: &str, resource_id: &str, op: &str, due_ms: i64) -> ApiResult<()> {
+    fn add_task(
+        &mut self,
+        account_id: i64,
+        kind: &str,
+        resource_id: &str,
+        op: &str,
+        due_ms: i64,
+        host: &str,
+    ) -> ApiResult<()> {
         self.execute(
-            "INSERT INTO tasks (account_id, kind, resource_id, op, step, due_ms) VALUES ($1, $2, $3, $4, 0, $5)",
-            &[&account_id, &kind, &resource_id, &op, &due_ms],
+            "INSERT INTO tasks (account_id, kind, resource_id, op, step, due_ms, host)
+             VALUES ($1, $2, $3, $4, 0, $5, $6)",
+            &[&account_id, &kind, &resource_id, &op, &due_ms, &host],
         )
         .map(drop)
     }
 
-    fn claim_tasks(&mut self, node: &str, now_ms: i64, lease_until_ms: i64, limit: u64) -> ApiResult<Vec<Task>> {
+    fn claim_tasks(
+        &mut self,
+        node: &str,
+        host: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u64,
+    ) -> ApiResult<Vec<Task>> {
         // SKIP LOCKED: a task another node is claiming right now is left to it.
         let rows = self.query(
             "UPDATE tasks SET lease_owner = $1, lease_until_ms = $3 WHERE id IN
                (SELECT id FROM tasks WHERE due_ms <= $2 AND (lease_until_ms IS NULL OR lease_until_ms < $2)
+                  AND host IN ('', $5)
                 ORDER BY due_ms, id LIMIT $4 FOR UPDATE SKIP LOCKED)
              RETURNING id, account_id, kind, resource_id, op, step, due_ms, expedited, lease_owner",
-            &[&node, &now_ms, &lease_until_ms, &(limit.min(i64::MAX as u64) as i64)],
+            &[&node, &now_ms, &lease_until_ms, &(limit.min(i64::MAX as u64) as i64), &host],
         )?;
         let mut tasks: Vec<Task> = rows.iter().map(task_from_row).collect();
         tasks.sort_by_key(|t| (t.due_ms, t.id));
         Ok(tasks)
     }
 
-    fn next_due_ms(&self) -> ApiResult<Option<i64>> {
-        Ok(self.query_one("SELECT MIN(GREATEST(due_ms, COALESCE(lease_until_ms, 0))) FROM tasks", &[])?.get(0))
+    fn next_due_ms(&self, host: &str) -> ApiResult<Option<i64>> {
+        let sql = "SELECT MIN(GREATEST(due_ms, COALESCE(lease_until_ms, 0))) FROM tasks WHERE host IN ('', $1)";
+        Ok(self.query_one(sql, &[&host])?.get(0))
+    }
+
+    fn move_tasks(&mut self, resource_ids: &[String], host: &str) -> ApiResult<()> {
+        self.execute("UPDATE tasks SET host = $2 WHERE resource_id = ANY($1)", &[&resource_ids, &host]).map(drop)
     }
 
     fn advance_task(&mut self, task: &Task, step: i64, due_ms: i64) -> ApiResult<()> {
@@ -318,6 +340,38 @@ impl Tx for PgTx<'_> {
     fn finish_task(&mut self, task: &Task) -> ApiResult<()> {
         let n = self.execute("DELETE FROM tasks WHERE id = $1 AND lease_owner = $2", &[&task.id, &task.node])?;
         lease_held(n as usize, task)
+    }
+
+    fn host_heartbeat(&mut self, name: &str, node: &str, now_ms: i64, stale_before_ms: i64) -> ApiResult<Heartbeat> {
+        let held = self
+            .query("SELECT node, heartbeat_ms, down_ms FROM hosts WHERE name = $1 FOR UPDATE", &[&name])?
+            .first()
+            .map(|r| (r.get(0), r.get(1), r.get(2)));
+        let outcome = heartbeat_outcome(held, node, stale_before_ms);
+        if outcome != Heartbeat::Taken {
+            self.execute(
+                "INSERT INTO hosts (name, node, heartbeat_ms, down_ms) VALUES ($1, $2, $3, NULL)
+                 ON CONFLICT (name) DO UPDATE SET node = $2, heartbeat_ms = $3, down_ms = NULL",
+                &[&name, &node, &now_ms],
+            )?;
+        }
+        Ok(outcome)
+    }
+
+    fn hosts(&self) -> ApiResult<Vec<HostRow>> {
+        let rows = self.query("SELECT name, node, heartbeat_ms, down_ms FROM hosts ORDER BY name", &[])?;
+        Ok(rows
+            .iter()
+            .map(|r| HostRow { name: r.get(0), node: r.get(1), heartbeat_ms: r.get(2), down_ms: r.get(3) })
+            .collect())
+    }
+
+    fn mark_host_down(&mut self, name: &str, stale_before_ms: i64, now_ms: i64) -> ApiResult<bool> {
+        let n = self.execute(
+            "UPDATE hosts SET down_ms = $3 WHERE name = $1 AND heartbeat_ms < $2 AND down_ms IS NULL",
+            &[&name, &stale_before_ms, &now_ms],
+        )?;
+        Ok(n == 1)
     }
 
     fn release_leases(&mut self) -> ApiResult<()> {

@@ -114,4 +114,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 5: a task's lease (`Tx::claim_tasks`): the node running its step, and until when.
     "ALTER TABLE tasks ADD COLUMN lease_owner TEXT;
      ALTER TABLE tasks ADD COLUMN lease_until_ms BIGINT;",
+    // 6: gateway hosts (`Tx::host_heartbeat`); a task's host, the only one that may claim it.
+    "ALTER TABLE tasks ADD COLUMN host TEXT NOT NULL DEFAULT '';
+     CREATE TABLE hosts (
+        name TEXT PRIMARY KEY,
+        node TEXT NOT NULL,
+        heartbeat_ms BIGINT NOT NULL,
+        down_ms BIGINT
+     );",
 ];

@@ -102,11 +102,6 @@ impl Store for SqliteStore {
     fn describe(&self) -> String {
         format!("sqlite {}", self.path.display())
     }
-
-    fn claim_data_plane(&self) -> anyhow::Result<()> {
-        // One node by construction.
-        Ok(())
-    }
 }
 
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
@@ -429,28 +424,45 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn add_task(&mut self, account_id: i64, kind: &str, resource_id: &str, op: &str, due_ms: i64) -> ApiResult<()> {
+    fn add_task(
+        &mut self,
+        account_id: i64,
+        kind: &str,
+        resource_id: &str,
+        op: &str,
+        due_ms: i64,
+        host: &str,
+    ) -> ApiResult<()> {
         self.conn
             .prepare_cached(
-                "INSERT INTO tasks (account_id, kind, resource_id, op, step, due_ms) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+                "INSERT INTO tasks (account_id, kind, resource_id, op, step, due_ms, host)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)",
             )
-            .and_then(|mut st| st.execute(params![account_id, kind, resource_id, op, due_ms]))
+            .and_then(|mut st| st.execute(params![account_id, kind, resource_id, op, due_ms, host]))
             .map_err(db_err)?;
         Ok(())
     }
 
-    fn claim_tasks(&mut self, node: &str, now_ms: i64, lease_until_ms: i64, limit: u64) -> ApiResult<Vec<Task>> {
+    fn claim_tasks(
+        &mut self,
+        node: &str,
+        host: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u64,
+    ) -> ApiResult<Vec<Task>> {
         let mut st = self
             .conn
             .prepare_cached(
                 "UPDATE tasks SET lease_owner = ?1, lease_until_ms = ?3 WHERE id IN
                    (SELECT id FROM tasks WHERE due_ms <= ?2 AND (lease_until_ms IS NULL OR lease_until_ms < ?2)
+                      AND host IN ('', ?5)
                     ORDER BY due_ms, id LIMIT ?4)
                  RETURNING id, account_id, kind, resource_id, op, step, due_ms, expedited, lease_owner",
             )
             .map_err(db_err)?;
         let rows = st
-            .query_map(params![node, now_ms, lease_until_ms, limit as i64], |r| {
+            .query_map(params![node, now_ms, lease_until_ms, limit as i64, host], |r| {
                 Ok(Task {
                     id: r.get(0)?,
                     account_id: r.get(1)?,
@@ -469,10 +481,19 @@ impl Tx for SqliteTx<'_> {
         Ok(tasks)
     }
 
-    fn next_due_ms(&self) -> ApiResult<Option<i64>> {
+    fn next_due_ms(&self, host: &str) -> ApiResult<Option<i64>> {
         self.conn
-            .query_row("SELECT MIN(MAX(due_ms, COALESCE(lease_until_ms, 0))) FROM tasks", [], |r| r.get(0))
+            .prepare_cached("SELECT MIN(MAX(due_ms, COALESCE(lease_until_ms, 0))) FROM tasks WHERE host IN ('', ?1)")
+            .and_then(|mut st| st.query_row([host], |r| r.get(0)))
             .map_err(db_err)
+    }
+
+    fn move_tasks(&mut self, resource_ids: &[String], host: &str) -> ApiResult<()> {
+        let mut st = self.conn.prepare_cached("UPDATE tasks SET host = ?2 WHERE resource_id = ?1").map_err(db_err)?;
+        for id in resource_ids {
+            st.execute(params![id, host]).map_err(db_err)?;
+        }
+        Ok(())
     }
 
     fn advance_task(&mut self, task: &Task, step: i64, due_ms: i64) -> ApiResult<()> {
@@ -494,6 +515,51 @@ impl Tx for SqliteTx<'_> {
             .and_then(|mut st| st.execute(params![task.id, task.node]))
             .map_err(db_err)?;
         lease_held(n, task)
+    }
+
+    fn host_heartbeat(&mut self, name: &str, node: &str, now_ms: i64, stale_before_ms: i64) -> ApiResult<Heartbeat> {
+        let held: Option<(String, i64, Option<i64>)> = self
+            .conn
+            .query_row("SELECT node, heartbeat_ms, down_ms FROM hosts WHERE name = ?1", [name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+            .map_err(db_err)?;
+        let outcome = heartbeat_outcome(held, node, stale_before_ms);
+        if outcome != Heartbeat::Taken {
+            self.conn
+                .execute(
+                    "INSERT INTO hosts (name, node, heartbeat_ms, down_ms) VALUES (?1, ?2, ?3, NULL)
+                     ON CONFLICT (name) DO UPDATE SET node = ?2, heartbeat_ms = ?3, down_ms = NULL",
+                    params![name, node, now_ms],
+                )
+                .map_err(db_err)?;
+        }
+        Ok(outcome)
+    }
+
+    fn hosts(&self) -> ApiResult<Vec<HostRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT name, node, heartbeat_ms, down_ms FROM hosts ORDER BY name")
+            .map_err(db_err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(HostRow { name: r.get(0)?, node: r.get(1)?, heartbeat_ms: r.get(2)?, down_ms: r.get(3)? })
+            })
+            .map_err(db_err)?;
+        rows.collect::<Result<_, _>>().map_err(db_err)
+    }
+
+    fn mark_host_down(&mut self, name: &str, stale_before_ms: i64, now_ms: i64) -> ApiResult<bool> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE hosts SET down_ms = ?3 WHERE name = ?1 AND heartbeat_ms < ?2 AND down_ms IS NULL",
+                params![name, stale_before_ms, now_ms],
+            )
+            .map_err(db_err)?;
+        Ok(n == 1)
     }
 
     fn release_leases(&mut self) -> ApiResult<()> {

@@ -1,0 +1,147 @@
+//! Gateway hosts: which node runs which gateway's data plane.
+//!
+//! In gateway mode every node is a gateway host, known by a name (`--host-name`) that it keeps
+//! alive with a heartbeat in the store. Each gateway is assigned to one host (`VpnGateway::host`,
+//! chosen among the live hosts at creation, moved by an operator with `gatehouse hosts move`).
+//! A gateway's tasks carry its host, so only that host's node claims them: it alone runs the
+//! gateway's daemons and reports their events. A host whose heartbeat is older than the host
+//! lease is down: the first node to notice marks it so and records its gateways' connections as
+//! down (nobody can vouch for their tunnels any more); they stay down until the host comes back
+//! (and reports again) or the operator moves them to a live host.
+//!
+//! The emulator has no hosts: its gateways' host is empty and any node runs their tasks.
+
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+
+use super::gateway_sync;
+use super::vpn_connections::VpnConnection;
+use super::vpn_gateways::{GatewayStatus, VpnGateway};
+use crate::api::error::{ApiError, ApiResult};
+use crate::config::Config;
+use crate::secret::MasterKey;
+use crate::store::{HostRow, ListQuery, Resource, Tx, TxExt};
+
+/// A host as an operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostView {
+    pub row: HostRow,
+    pub live: bool,
+    /// The gateways assigned to it.
+    pub gateways: usize,
+}
+
+/// The heartbeat before which a host counts as down.
+pub fn stale_before(now_ms: i64, lease: Duration) -> i64 {
+    now_ms - lease.as_millis() as i64
+}
+
+/// The host a new gateway goes to: one of the live hosts, at random (this node's own when no
+/// heartbeat is fresh, its own included); empty in the emulator.
+pub fn choose(tx: &dyn Tx, config: &Config, now_ms: i64) -> ApiResult<String> {
+    let Some(me) = &config.host else { return Ok(String::new()) };
+    let stale = stale_before(now_ms, config.host_lease);
+    let live: Vec<String> = tx.hosts()?.into_iter().filter(|h| h.heartbeat_ms >= stale).map(|h| h.name).collect();
+    Ok(live.choose(&mut rand::thread_rng()).cloned().unwrap_or_else(|| me.clone()))
+}
+
+/// Every host with whether it is live and how many gateways it runs.
+pub fn list(tx: &dyn Tx, now_ms: i64, lease: Duration) -> ApiResult<Vec<HostView>> {
+    let gateways = gateway_sync::live_gateways(tx)?;
+    let stale = stale_before(now_ms, lease);
+    Ok(tx
+        .hosts()?
+        .into_iter()
+        .map(|row| HostView {
+            live: row.heartbeat_ms >= stale && row.down_ms.is_none(),
+            gateways: gateways.iter().filter(|g| g.host == row.name).count(),
+            row,
+        })
+        .collect())
+}
+
+/// Where a moved gateway's data plane goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    pub gateway_id: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// Assigns gateway `gateway_id` to host `to`. Its queued tasks go with it; a live former host
+/// first removes what it runs (an `evict` task, which then hands the gateway to `to`), a dead
+/// one is skipped and `to` starts the gateway at once.
+pub fn move_gateway(tx: &mut dyn Tx, gateway_id: &str, to: &str, now_ms: i64, lease: Duration) -> ApiResult<Moved> {
+    let hosts = tx.hosts()?;
+    let Some(target) = hosts.iter().find(|h| h.name == to) else {
+        return Err(ApiError::bad_request("InvalidHost.NotFound", format!("no gateway host is named {to:?}")));
+    };
+    let stale = stale_before(now_ms, lease);
+    if target.heartbeat_ms < stale {
+        return Err(ApiError::bad_request("InvalidHost.Down", format!("gateway host {to:?} is down")));
+    }
+    let Some(mut gw) = gateway_sync::live_gateways(tx)?.into_iter().find(|g| g.id == gateway_id) else {
+        return Err(ApiError::not_found(
+            "InvalidVpnGatewayInstanceId.NotFound",
+            format!("no live VPN gateway {gateway_id}"),
+        ));
+    };
+    let from = std::mem::replace(&mut gw.host, to.to_string());
+    if from == to {
+        return Ok(Moved { gateway_id: gw.id, from, to: to.into() });
+    }
+    tx.update_as(&gw)?;
+    let connections: Vec<VpnConnection> = tx.list_as(&ListQuery {
+        kind: VpnConnection::KIND,
+        account_id: gw.account_id,
+        parent_id: Some(gw.id.clone()),
+        ..Default::default()
+    })?;
+    let mut ids: Vec<String> = connections.into_iter().map(|c| c.id).collect();
+    ids.push(gw.id.clone());
+    tx.move_tasks(&ids, to)?;
+    let from_live = hosts.iter().any(|h| h.name == from && h.heartbeat_ms >= stale);
+    if from_live {
+        tx.add_task(gw.account_id, VpnGateway::KIND, &gw.id, EVICT_TASK, now_ms, &from)?;
+    } else if gw.status == GatewayStatus::Active {
+        tx.add_task(gw.account_id, VpnGateway::KIND, &gw.id, ADOPT_TASK, now_ms, to)?;
+    }
+    Ok(Moved { gateway_id: gw.id, from, to: to.into() })
+}
+
+/// The task that has a gateway's former host remove its data plane, then queues `ADOPT_TASK`.
+pub const EVICT_TASK: &str = "evict";
+/// The task that has a gateway's host start its data plane as the store holds it.
+pub const ADOPT_TASK: &str = "adopt";
+
+/// After `evict` on the former host: the gateway's host (now the new one) starts it.
+pub fn evicted(tx: &mut dyn Tx, account_id: i64, gateway_id: &str, now_ms: i64) -> ApiResult<()> {
+    match tx.get_as::<VpnGateway>(account_id, gateway_id)? {
+        Some(gw) if gw.status == GatewayStatus::Active => {
+            tx.add_task(account_id, VpnGateway::KIND, gateway_id, ADOPT_TASK, now_ms, &gw.host)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Marks every stale host down that nobody marked yet and records its gateways' connections as
+/// down (remote-access clients offline); returns the hosts this call marked.
+pub fn mark_down(tx: &mut dyn Tx, key: &MasterKey, now_ms: i64, lease: Duration) -> ApiResult<Vec<String>> {
+    let stale = stale_before(now_ms, lease);
+    let candidates: Vec<String> =
+        tx.hosts()?.into_iter().filter(|h| h.heartbeat_ms < stale && h.down_ms.is_none()).map(|h| h.name).collect();
+    let mut marked = Vec::new();
+    for host in candidates {
+        if !tx.mark_host_down(&host, stale, now_ms)? {
+            continue;
+        }
+        for gw in gateway_sync::live_gateways(tx)?.into_iter().filter(|g| g.host == host) {
+            let plan = gateway_sync::plan(tx, key, &gw, true)?;
+            let report = gateway_sync::unreachable_report(&plan, &format!("gateway host {host} is down"));
+            gateway_sync::record(tx, gw.account_id, &gw.id, gw.generation, &report, false)?;
+        }
+        marked.push(host);
+    }
+    Ok(marked)
+}
