@@ -97,12 +97,16 @@ impl Reconciler {
                 }
                 Err(e) => tracing::error!(error = %e, "renewing the gateway host's heartbeat failed"),
             }
-            let key = app.master_key.clone();
-            match app.store.write(move |tx| gateway_hosts::mark_down(tx, &key, now_ms(), lease)).await {
-                Ok(down) => down.iter().for_each(|h| {
-                    tracing::warn!(host = h, "gateway host down: its gateways' connections are shown down")
-                }),
-                Err(e) => tracing::error!(error = %e, "looking for silent gateway hosts failed"),
+            // A write only when some host fell silent: most beats find none.
+            let silent = app.store.read(|tx| gateway_hosts::silent(tx, now_ms(), lease));
+            if silent.is_ok_and(|s| !s.is_empty()) {
+                let key = app.master_key.clone();
+                match app.store.write(move |tx| gateway_hosts::mark_down(tx, &key, now_ms(), lease)).await {
+                    Ok(down) => down.iter().for_each(|h| {
+                        tracing::warn!(host = h, "gateway host down: its gateways' connections are shown down")
+                    }),
+                    Err(e) => tracing::error!(error = %e, "marking silent gateway hosts down failed"),
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}

@@ -125,12 +125,17 @@ pub fn evicted(tx: &mut dyn Tx, account_id: i64, gateway_id: &str, now_ms: i64) 
     }
 }
 
-/// Marks every stale host down that nobody marked yet and records its gateways' connections as
-/// down (remote-access clients offline); returns the hosts this call marked.
+/// The hosts silent past the lease that nobody marked down yet.
+pub fn silent(tx: &dyn Tx, now_ms: i64, lease: Duration) -> ApiResult<Vec<String>> {
+    let stale = stale_before(now_ms, lease);
+    Ok(tx.hosts()?.into_iter().filter(|h| h.heartbeat_ms < stale && h.down_ms.is_none()).map(|h| h.name).collect())
+}
+
+/// Marks every `silent` host down and records its gateways' connections as down (remote-access
+/// clients offline); returns the hosts this call marked (another node may have been first).
 pub fn mark_down(tx: &mut dyn Tx, key: &MasterKey, now_ms: i64, lease: Duration) -> ApiResult<Vec<String>> {
     let stale = stale_before(now_ms, lease);
-    let candidates: Vec<String> =
-        tx.hosts()?.into_iter().filter(|h| h.heartbeat_ms < stale && h.down_ms.is_none()).map(|h| h.name).collect();
+    let candidates = silent(tx, now_ms, lease)?;
     let mut marked = Vec::new();
     for host in candidates {
         if !tx.mark_host_down(&host, stale, now_ms)? {
