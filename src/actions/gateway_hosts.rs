@@ -150,3 +150,97 @@ pub fn mark_down(tx: &mut dyn Tx, key: &MasterKey, now_ms: i64, lease: Duration)
     }
     Ok(marked)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::test_support::{connection, key, spec, world};
+    use crate::dataplane::TunnelStatus;
+    use crate::store::Heartbeat;
+
+    const LEASE: Duration = Duration::from_secs(2);
+
+    /// World's gateway on host h1 with an established connection; h1 last beat at 1 000, h2 at 5 000.
+    async fn two_hosts() -> (std::sync::Arc<dyn crate::store::Store>, std::path::PathBuf) {
+        let (store, gw, dir) = world().await;
+        store
+            .write(move |tx| {
+                tx.create_account("root", 0)?;
+                let mut gw = gw.clone();
+                gw.host = "h1".into();
+                tx.update_as(&gw)?;
+                let mut c = connection("vco-1", spec("cgw-1", None, None), "10.0.0.0/16", "192.168.0.0/24");
+                c.state = crate::actions::vpn_connections::ConnectionState::Active;
+                (c.tunnels[0].status, c.tunnels[0].status_seq) = (TunnelStatus::IpsecSaEstablished, 1);
+                tx.insert_as(&c)?;
+                assert_eq!(tx.host_heartbeat("h1", "id-1", 1_000, 0)?, Heartbeat::Renewed);
+                assert_eq!(tx.host_heartbeat("h2", "id-2", 5_000, 0)?, Heartbeat::Renewed);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        (store, dir)
+    }
+
+    #[tokio::test]
+    async fn a_silent_hosts_connections_are_shown_down_once() {
+        let (store, dir) = two_hosts().await;
+        let down = store.write(|tx| mark_down(tx, &key(), 5_000, LEASE)).await.unwrap();
+        assert_eq!(down, ["h1"]);
+        let c: VpnConnection = store.read(|tx| tx.get_as(1, "vco-1")).unwrap().unwrap();
+        assert_eq!(c.tunnels[0].status, TunnelStatus::IkeSaNotEstablished);
+        assert_eq!(c.dataplane_error, "gateway host h1 is down");
+        assert!(store.write(|tx| mark_down(tx, &key(), 5_500, LEASE)).await.unwrap().is_empty(), "marked once");
+        let listed = store.read(|tx| list(tx, 5_500, LEASE)).unwrap();
+        let view: Vec<_> = listed.iter().map(|h| (h.row.name.as_str(), h.live, h.gateways)).collect();
+        assert_eq!(view, [("h1", false, 1), ("h2", true, 0)]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn new_gateways_go_to_live_hosts_and_moves_go_to_live_hosts_only() {
+        let (store, dir) = two_hosts().await;
+        let mut config = Config::new("127.0.0.1:0".parse().unwrap(), dir.clone());
+        config.host_lease = LEASE;
+        assert_eq!(store.read(|tx| choose(tx, &config, 5_000)).unwrap(), "", "the emulator has no hosts");
+        config.host = Some("h1".into());
+        assert_eq!(store.read(|tx| choose(tx, &config, 5_000)).unwrap(), "h2", "h1 is silent");
+        assert_eq!(store.read(|tx| choose(tx, &config, 60_000)).unwrap(), "h1", "none live: this node's own");
+
+        let refused = |to: &'static str| {
+            let store = store.clone();
+            async move { store.write(move |tx| move_gateway(tx, "vpn-1", to, 5_000, LEASE)).await.unwrap_err().code }
+        };
+        assert_eq!(refused("h9").await, "InvalidHost.NotFound");
+        assert_eq!(refused("h1").await, "InvalidHost.Down");
+        let moved = store.write(|tx| move_gateway(tx, "vpn-1", "h2", 5_000, LEASE)).await.unwrap();
+        assert_eq!(moved, Moved { gateway_id: "vpn-1".into(), from: "h1".into(), to: "h2".into() });
+        // h1 is dead: nobody evicts, h2 adopts at once; h1 gets nothing.
+        assert!(store.write(|tx| tx.claim_tasks("n1", "h1", 5_000, 6_000, 10)).await.unwrap().is_empty());
+        let tasks = store.write(|tx| tx.claim_tasks("n2", "h2", 5_000, 6_000, 10)).await.unwrap();
+        assert_eq!(tasks.iter().map(|t| t.op.as_str()).collect::<Vec<_>>(), [ADOPT_TASK]);
+        let gw: VpnGateway = store.read(|tx| tx.get_as(1, "vpn-1")).unwrap().unwrap();
+        assert_eq!(gw.host, "h2");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_live_former_host_lets_go_first() {
+        let (store, dir) = two_hosts().await;
+        store.write(|tx| tx.host_heartbeat("h1", "id-1", 5_000, 0)).await.unwrap();
+        store.write(|tx| move_gateway(tx, "vpn-1", "h2", 5_000, LEASE)).await.unwrap();
+        assert!(store.write(|tx| tx.claim_tasks("n2", "h2", 5_000, 6_000, 10)).await.unwrap().is_empty());
+        let evict = store.write(|tx| tx.claim_tasks("n1", "h1", 5_000, 6_000, 10)).await.unwrap().remove(0);
+        assert_eq!(evict.op, EVICT_TASK);
+        store
+            .write(move |tx| {
+                evicted(tx, 1, "vpn-1", 5_000)?;
+                tx.finish_task(&evict)
+            })
+            .await
+            .unwrap();
+        let adopt = store.write(|tx| tx.claim_tasks("n2", "h2", 5_000, 6_000, 10)).await.unwrap();
+        assert_eq!(adopt.iter().map(|t| t.op.as_str()).collect::<Vec<_>>(), [ADOPT_TASK]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
