@@ -345,6 +345,7 @@ impl Reconciler {
                     if gw.host.is_empty() && !host.is_empty() {
                         gw.host = host.clone();
                         tx.update_as(&gw)?;
+                        tx.move_tasks(std::slice::from_ref(&gw.id), &host)?;
                     }
                     if gw.host == host {
                         mine.push(gw);
