@@ -330,11 +330,16 @@ impl Reconciler {
             .await
     }
 
-    /// After a start: every gateway of this host is handed to the data plane (which adopts what
-    /// still runs), and whatever else runs (gone from the store, or moved to another host) is
-    /// removed. Gateways of no host (made before hosts were) become this host's.
+    /// After a start, and when this host finds it was marked down: every gateway of this host is
+    /// handed to the data plane (which adopts what still runs and reports it), and whatever else
+    /// runs (gone from the store, or moved to another host meanwhile) is removed. Gateways of no
+    /// host (made before hosts were) become this host's.
     async fn converge(self: &Arc<Self>) -> ApiResult<()> {
         let started = std::time::Instant::now();
+        // What runs is listed before the store is read: a gateway whose namespace appears
+        // meanwhile (a task of this host's, when converging again) is in that read already, so it
+        // is never taken for a leftover.
+        let running = self.plane.running().await.map_err(|e| ApiError::internal(e.to_string()))?;
         let host = self.host().to_string();
         let gateways = self
             .app
@@ -360,24 +365,23 @@ impl Reconciler {
             .filter(|g| matches!(g.status, GatewayStatus::Active | GatewayStatus::Updating))
             .map(|g| (g.account_id, g.id));
         let semaphore = Arc::new(tokio::sync::Semaphore::new(CONVERGE_PARALLELISM));
-        let mut running = Vec::new();
+        let mut syncing = Vec::new();
         for (account, id) in work {
             let (me, permit) = (self.clone(), semaphore.clone().acquire_owned().await.map_err(ApiError::internal)?);
-            running.push(tokio::spawn(async move {
+            syncing.push(tokio::spawn(async move {
                 let outcome = me.sync(account, &id, None).await;
                 drop(permit);
                 (id, outcome)
             }));
         }
-        let count = running.len();
-        for handle in running {
+        let count = syncing.len();
+        for handle in syncing {
             if let Ok((id, Err(e))) = handle.await {
                 tracing::error!(gateway = id, error = %e, "converging the gateway failed");
             }
         }
-        let running = self.plane.running().await.map_err(|e| ApiError::internal(e.to_string()))?;
         for leftover in running.into_iter().filter(|r| !known.contains(&r.gateway_id)) {
-            tracing::info!(gateway = leftover.gateway_id, "removing a gateway the store does not know");
+            tracing::info!(gateway = leftover.gateway_id, "removing a gateway that is not this host's");
             if let Err(e) = self.plane.remove(&leftover.gateway_id).await {
                 tracing::error!(gateway = leftover.gateway_id, error = %e, "removing a leftover gateway failed");
             }

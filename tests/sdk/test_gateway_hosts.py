@@ -9,14 +9,17 @@ statuses seen through either node's API come from the host that runs the gateway
 host dies (its node killed with -9, its namespaces gone with the machine) the other node marks it
 down within the host lease and shows the gateway's connection down; moving the gateway to the
 live host brings the tunnel back and packets cross it again; the dead host, restarted, is live
-again and runs nothing that moved away.
+again and runs nothing that moved away. A host that only stalls past the lease is shown down
+too, and reports its gateways again when it resumes.
 
 Runs in the PostgreSQL run of the suite (GATEHOUSE_TEST_STORE=postgres).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 from pathlib import Path
 
 import pytest
@@ -152,6 +155,17 @@ def test_a_gateway_runs_on_its_host_and_is_down_when_that_host_dies(hosts: Hosts
         env.ping_both_ways(cust, vpc)
         b_api = LiveApi(hosts.b, site.root)
         assert env.status(vco, b_api) == ESTABLISHED
+
+        # b stalls (SIGSTOP) past the lease: shown down, its tunnel untouched; b resumes, finds
+        # the mark and reports its connection again.
+        os.kill(hosts.b.proc.pid, signal.SIGSTOP)
+        try:
+            until(lambda: env.status(vco) == NOT_ESTABLISHED, DOWN_WITHIN, f"{vco} shown down while b stalls", diag)
+            assert hosts.list()["b"] == ("down", 1)
+        finally:
+            os.kill(hosts.b.proc.pid, signal.SIGCONT)
+        until(lambda: env.status(vco) == ESTABLISHED, 10, f"{vco} reported again by b", diag)
+        assert hosts.list()["b"] == ("live", 1)
 
         # Host b dies: its node is killed and its gateway's namespace goes with the machine.
         hosts.b.kill9()
