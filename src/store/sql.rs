@@ -115,9 +115,17 @@ pub(super) fn list_filter(sql: &mut Sql, q: &ListQuery) {
 /// record's tags as a JSON array of `[key, value]`, by key.
 pub(super) fn list_query(dialect: Dialect, q: &ListQuery, with_tags: bool) -> Sql {
     let mut sql = Sql::new(dialect, "");
-    let (table, from) = match q.limit {
-        Some(_) => ("resources", "FROM resources WHERE seq IN (SELECT r.seq FROM resources r WHERE "),
-        None => ("r", "FROM resources r WHERE "),
+    // A page is its rows' `seq`s first, then those rows. On PostgreSQL as an array: that plan
+    // stays good when planned once for any values (see `PgTx::page`), where `IN` then hashes
+    // the whole table.
+    let (table, from) = match (q.limit, dialect) {
+        (Some(_), Dialect::Postgres) => {
+            ("resources", "FROM resources WHERE seq = ANY(ARRAY(SELECT r.seq FROM resources r WHERE ")
+        }
+        (Some(_), Dialect::Sqlite) => {
+            ("resources", "FROM resources WHERE seq IN (SELECT r.seq FROM resources r WHERE ")
+        }
+        (None, _) => ("r", "FROM resources r WHERE "),
     };
     sql.push(&format!("SELECT {RECORD_COLUMNS}"));
     if with_tags {
@@ -135,7 +143,7 @@ pub(super) fn list_query(dialect: Dialect, q: &ListQuery, with_tags: bool) -> Sq
                 .arg(Arg::Int(i64::try_from(limit).unwrap_or(i64::MAX)))
                 .push(" OFFSET ")
                 .arg(Arg::Int(i64::try_from(q.offset).unwrap_or(i64::MAX)))
-                .push(") ORDER BY seq DESC");
+                .push(if dialect == Dialect::Postgres { ")) ORDER BY seq DESC" } else { ") ORDER BY seq DESC" });
         }
         None => {
             sql.push(" ORDER BY r.seq DESC");
@@ -144,15 +152,19 @@ pub(super) fn list_query(dialect: Dialect, q: &ListQuery, with_tags: bool) -> Sq
     sql
 }
 
-/// Counts what a `ListQuery` selects: from the kept per-region count when it answers the query.
-pub(super) fn count_query(dialect: Dialect, q: &ListQuery) -> Sql {
-    let whole_region = q.ids.is_empty()
+/// Whether `q` selects a kind's every resource in a region (or in every region), unfiltered.
+pub(super) fn whole_region(q: &ListQuery) -> bool {
+    q.ids.is_empty()
         && q.parent_id.is_none()
         && q.unique_key.is_none()
         && q.status.is_none()
         && q.refers_to.is_empty()
-        && q.tags.is_empty();
-    match (&q.region_id, whole_region) {
+        && q.tags.is_empty()
+}
+
+/// Counts what a `ListQuery` selects: from the kept per-region count when it answers the query.
+pub(super) fn count_query(dialect: Dialect, q: &ListQuery) -> Sql {
+    match (&q.region_id, whole_region(q)) {
         (Some(region), true) => {
             let mut sql = Sql::new(dialect, "SELECT COALESCE((SELECT n FROM resource_counts WHERE account_id = ");
             sql.arg(Arg::Int(q.account_id)).push(" AND kind = ").text_arg(q.kind);

@@ -181,8 +181,20 @@ impl Tx for PgTx<'_> {
 
     /// The page (with its tags, as a column) and the total, in one round trip.
     fn page(&self, q: &ListQuery, tags: bool) -> ApiResult<Page> {
-        let mut answers =
-            self.query_built(&[sql::list_query(Dialect::Postgres, q, tags), sql::count_query(Dialect::Postgres, q)])?;
+        // An unfiltered page's best plan is the same for any values (the region's index walked
+        // backwards for LIMIT rows): planned once per connection it spares every request the
+        // planner, which PostgreSQL would otherwise run each time (its custom plans look cheaper).
+        // Filtered pages keep custom plans: how selective a filter is depends on its value.
+        let generic = sql::whole_region(q);
+        if generic {
+            self.conn.borrow_mut().queue("SET LOCAL plan_cache_mode = force_generic_plan");
+        }
+        let answers =
+            self.query_built(&[sql::list_query(Dialect::Postgres, q, tags), sql::count_query(Dialect::Postgres, q)]);
+        if generic {
+            self.conn.borrow_mut().queue("SET LOCAL plan_cache_mode TO DEFAULT");
+        }
+        let mut answers = answers?;
         let (rows, total) = (answers.remove(0), answers.remove(0));
         let mut page = Page {
             records: rows.iter().map(|r| record_from_row(q.kind, r)).collect(),
