@@ -69,9 +69,11 @@ pub struct Moved {
     pub to: String,
 }
 
-/// Assigns gateway `gateway_id` to host `to`. Its queued tasks go with it; a live former host
-/// first removes what it runs (an `evict` task, which then hands the gateway to `to`), a dead
-/// one is skipped and `to` starts the gateway at once.
+/// Assigns gateway `gateway_id` to host `to`. A live former host first removes what it runs (an
+/// `evict` task, which then hands the gateway to `to`); it must have finished the gateway's
+/// last change (`VpnGateway.Configuring` otherwise), so that nothing it still has to apply
+/// starts the gateway again. A dead one is skipped: the gateway's queued tasks go to `to`,
+/// which starts it at once.
 pub fn move_gateway(tx: &mut dyn Tx, gateway_id: &str, to: &str, now_ms: i64, lease: Duration) -> ApiResult<Moved> {
     let hosts = tx.hosts()?;
     let Some(target) = hosts.iter().find(|h| h.name == to) else {
@@ -91,6 +93,10 @@ pub fn move_gateway(tx: &mut dyn Tx, gateway_id: &str, to: &str, now_ms: i64, le
     if from == to {
         return Ok(Moved { gateway_id: gw.id, from, to: to.into() });
     }
+    let from_live = hosts.iter().any(|h| h.name == from && h.heartbeat_ms >= stale);
+    if from_live && gw.status != GatewayStatus::Active {
+        return Err(ApiError::gateway_configuring());
+    }
     tx.update_as(&gw)?;
     let connections: Vec<VpnConnection> = tx.list_as(&ListQuery {
         kind: VpnConnection::KIND,
@@ -101,7 +107,6 @@ pub fn move_gateway(tx: &mut dyn Tx, gateway_id: &str, to: &str, now_ms: i64, le
     let mut ids: Vec<String> = connections.into_iter().map(|c| c.id).collect();
     ids.push(gw.id.clone());
     tx.move_tasks(&ids, to)?;
-    let from_live = hosts.iter().any(|h| h.name == from && h.heartbeat_ms >= stale);
     if from_live {
         tx.add_task(gw.account_id, VpnGateway::KIND, &gw.id, EVICT_TASK, now_ms, &from)?;
     } else if gw.status == GatewayStatus::Active {
@@ -228,6 +233,20 @@ mod tests {
     async fn a_live_former_host_lets_go_first() {
         let (store, dir) = two_hosts().await;
         store.write(|tx| tx.host_heartbeat("h1", "id-1", 5_000, 0)).await.unwrap();
+        // Not while h1 still has a change of the gateway's to apply.
+        let mid_change = store
+            .write(|tx| {
+                let mut gw: VpnGateway = tx.get_as(1, "vpn-1")?.expect("vpn-1");
+                gw.status = GatewayStatus::Updating;
+                tx.update_as(&gw)?;
+                let refused = move_gateway(tx, "vpn-1", "h2", 5_000, LEASE).map(|_| ()).unwrap_err();
+                gw.status = GatewayStatus::Active;
+                tx.update_as(&gw)?;
+                Ok(refused)
+            })
+            .await
+            .unwrap();
+        assert_eq!(mid_change.code, "VpnGateway.Configuring");
         store.write(|tx| move_gateway(tx, "vpn-1", "h2", 5_000, LEASE)).await.unwrap();
         assert!(store.write(|tx| tx.claim_tasks("n2", "h2", 5_000, 6_000, 10)).await.unwrap().is_empty());
         let evict = store.write(|tx| tx.claim_tasks("n1", "h1", 5_000, 6_000, 10)).await.unwrap().remove(0);
