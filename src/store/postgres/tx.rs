@@ -191,7 +191,9 @@ impl Tx for PgTx<'_> {
         }
         let answers =
             self.query_built(&[sql::list_query(Dialect::Postgres, q, tags), sql::count_query(Dialect::Postgres, q)]);
-        if generic {
+        // Only after a success: after a failure the transaction is aborted (the setting goes with
+        // it), and a statement queued ahead of the ROLLBACK would fail and take the ROLLBACK along.
+        if generic && answers.is_ok() {
             self.conn.borrow_mut().queue("SET LOCAL plan_cache_mode TO DEFAULT");
         }
         let mut answers = answers?;
