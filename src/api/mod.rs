@@ -27,7 +27,7 @@ use axum::Router;
 use crate::actions::{self, Dialect};
 use crate::app::{App, Body, Ctx};
 use crate::secret::Secret;
-use crate::store::{now_ms, Durability, NonceSpend};
+use crate::store::{now_ms, Nonce, NonceSpend};
 use error::{ApiError, ApiResult};
 use params::Params;
 use render::Format;
@@ -240,10 +240,9 @@ fn inactive_key() -> ApiError {
 /// Spends `nonce` of key `key_id` for `ttl_ms`; false when it was spent already. A key disabled
 /// since it was looked up is refused here (and forgotten).
 async fn spend_nonce(app: &App, key_id: &str, nonce: &str, ttl_ms: i64) -> ApiResult<bool> {
-    let (id, nonce) = (key_id.to_string(), nonce.to_string());
+    let nonce = Nonce { access_key_id: key_id.to_string(), nonce: nonce.to_string(), expires_ms: now_ms() + ttl_ms };
     // A spent nonce must outlive the process, not the machine: its write skips the fsync.
-    let spent =
-        app.store.write_with(Durability::Process, move |tx| tx.spend_nonce(&id, &nonce, now_ms() + ttl_ms)).await?;
+    let spent = app.store.spend_nonce(nonce).await?;
     match spent {
         NonceSpend::Spent => Ok(true),
         NonceSpend::Replayed => Ok(false),

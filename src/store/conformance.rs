@@ -139,9 +139,9 @@ async fn keys(store: &Arc<dyn Store>, keys: &[(&str, bool)]) {
         .unwrap();
 }
 
+/// Spends a nonce the way a request does.
 async fn spend(store: &Arc<dyn Store>, key: &str, nonce: &str) -> NonceSpend {
-    let (key, nonce) = (key.to_string(), nonce.to_string());
-    store.write_with(Durability::Process, move |tx| tx.spend_nonce(&key, &nonce, 1_000)).await.unwrap()
+    store.spend_nonce(Nonce { access_key_id: key.into(), nonce: nonce.into(), expires_ms: 1_000 }).await.unwrap()
 }
 
 fn q(region: &str) -> ListQuery {
@@ -268,6 +268,19 @@ async fn nonces_addresses_tokens_and_tasks_survive_a_reopen(e: &Engine) {
         assert_eq!(spend(&store, "other-key", "n1").await, NonceSpend::Spent);
         assert_eq!(spend(&store, "off", "n2").await, NonceSpend::KeyDisabled);
         assert_eq!(spend(&store, "unknown", "n2").await, NonceSpend::KeyDisabled);
+        // Inside a write, as part of a transaction: the same nonces.
+        let in_write = store
+            .write_with(Durability::Process, |tx| {
+                Ok((tx.spend_nonce("k", "n1", 1_000)?, tx.spend_nonce("k", "n3", 1_000)?))
+            })
+            .await
+            .unwrap();
+        assert_eq!(in_write, (NonceSpend::Replayed, NonceSpend::Spent));
+        assert_eq!(spend(&store, "k", "n3").await, NonceSpend::Replayed);
+        // The same nonce many times at once (an engine may carry them together): spent once.
+        let at_once = futures_util::future::join_all((0..20).map(|_| spend(&store, "k", "n4"))).await;
+        assert_eq!(at_once.iter().filter(|s| **s == NonceSpend::Spent).count(), 1, "{at_once:?}");
+        assert!(at_once.iter().all(|s| matches!(s, NonceSpend::Spent | NonceSpend::Replayed)));
         let got = store
             .write(|tx| {
                 let a = tx.allocate_address("pool", 3, "x")?;

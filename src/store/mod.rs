@@ -23,6 +23,7 @@ pub mod sqlite;
 use std::collections::HashMap;
 use std::future::Future;
 
+use futures_util::future::BoxFuture;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::api::error::{ApiError, ApiResult};
@@ -228,6 +229,14 @@ pub enum NonceSpend {
     KeyDisabled,
 }
 
+/// A replay-protection nonce to spend: key `access_key_id`'s `nonce`, kept until `expires_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Nonce {
+    pub access_key_id: String,
+    pub nonce: String,
+    pub expires_ms: i64,
+}
+
 /// A stored ClientToken answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotentAnswer {
@@ -387,6 +396,16 @@ pub trait Store: Send + Sync + 'static {
     fn shared(&self) -> bool;
     /// Which engine and where, for the start-up line (never a password).
     fn describe(&self) -> String;
+    /// Spends a nonce as `Tx::spend_nonce` does, in a write of its own with
+    /// `Durability::Process`. Every signed request spends one, so this is the hottest write
+    /// there is: an engine may carry many at once more cheaply than as general writes.
+    fn spend_nonce(&self, nonce: Nonce) -> BoxFuture<'static, ApiResult<NonceSpend>> {
+        let (write, answer) = write_job(Durability::Process, move |tx| {
+            tx.spend_nonce(&nonce.access_key_id, &nonce.nonce, nonce.expires_ms)
+        });
+        self.submit(write);
+        Box::pin(answer)
+    }
 }
 
 /// Opens the store a node is configured with: PostgreSQL at `database_url`, else the embedded
@@ -433,28 +452,49 @@ impl dyn Store {
     pub fn write_with<T: Send + 'static>(
         &self,
         durability: Durability,
-        mut f: impl FnMut(&mut dyn Tx) -> ApiResult<T> + Send + 'static,
+        f: impl FnMut(&mut dyn Tx) -> ApiResult<T> + Send + 'static,
     ) -> impl Future<Output = ApiResult<T>> + Send + 'static {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        // The last run's result: the one whose transaction committed (or failed to).
-        let result = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let slot = result.clone();
-        self.submit(Write {
-            durability,
-            run: Box::new(move |t: &mut dyn Tx| {
-                let r = f(t);
-                let keep = r.is_ok();
-                *slot.lock().expect("write result") = Some(r);
-                keep
-            }),
-            done: Box::new(move |committed| {
-                let ran = result.lock().expect("write result").take();
-                let ran = ran.unwrap_or_else(|| Err(ApiError::internal("the write did not run")));
-                let _ = tx.send(committed.and(ran));
-            }),
-        });
-        async move { rx.await.map_err(|_| ApiError::internal("the writer stopped before answering"))? }
+        let (write, answer) = write_job(durability, f);
+        self.submit(write);
+        answer
     }
+}
+
+/// How many queued writes one commit may carry.
+const MAX_GROUP: usize = 512;
+
+/// A writer thread's next group: waits for one queued item, then takes what else is queued, up
+/// to `MAX_GROUP`. `None` once every sender is gone.
+fn next_group<T>(queue: &std::sync::mpsc::Receiver<T>) -> Option<Vec<T>> {
+    let mut group = vec![queue.recv().ok()?];
+    group.extend(queue.try_iter().take(MAX_GROUP - 1));
+    Some(group)
+}
+
+/// `f` as a `Write`, and the future of its answer.
+fn write_job<T: Send + 'static>(
+    durability: Durability,
+    mut f: impl FnMut(&mut dyn Tx) -> ApiResult<T> + Send + 'static,
+) -> (Write, impl Future<Output = ApiResult<T>> + Send + 'static) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // The last run's result: the one whose transaction committed (or failed to).
+    let result = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slot = result.clone();
+    let write = Write {
+        durability,
+        run: Box::new(move |t: &mut dyn Tx| {
+            let r = f(t);
+            let keep = r.is_ok();
+            *slot.lock().expect("write result") = Some(r);
+            keep
+        }),
+        done: Box::new(move |committed| {
+            let ran = result.lock().expect("write result").take();
+            let ran = ran.unwrap_or_else(|| Err(ApiError::internal("the write did not run")));
+            let _ = tx.send(committed.and(ran));
+        }),
+    };
+    (write, async move { rx.await.map_err(|_| ApiError::internal("the writer stopped before answering"))? })
 }
 
 /// A domain type kept as a `Record`.

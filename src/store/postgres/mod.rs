@@ -18,6 +18,7 @@
 
 mod conn;
 mod migrations;
+mod nonces;
 mod tx;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -32,8 +33,6 @@ use conn::Conn;
 use migrations::MIGRATIONS;
 use tx::PgTx;
 
-/// How many queued writes one commit may carry.
-const MAX_GROUP: usize = 512;
 /// Connections for reads, at most.
 const READERS: usize = 24;
 /// How long a write keeps being run again after serialization failures (colliding writes take
@@ -52,6 +51,7 @@ pub struct PgStore {
     readers: Mutex<(Vec<Conn>, usize)>,
     reader_freed: Condvar,
     writes: Mutex<mpsc::Sender<Write>>,
+    nonces: Mutex<mpsc::Sender<nonces::Spend>>,
 }
 
 impl PgStore {
@@ -77,12 +77,18 @@ impl PgStore {
         let (sender, receiver) = mpsc::channel::<Write>();
         let writer_config = config.clone();
         std::thread::Builder::new().name("store-writer".into()).spawn(move || writer(writer_config, receiver))?;
+        let (nonce_sender, nonce_receiver) = mpsc::channel();
+        let lane_config = config.clone();
+        std::thread::Builder::new()
+            .name("store-nonces".into())
+            .spawn(move || nonces::lane(lane_config, nonce_receiver))?;
         Ok(PgStore {
             config,
             describe,
             readers: Mutex::new((Vec::new(), 0)),
             reader_freed: Condvar::new(),
             writes: Mutex::new(sender),
+            nonces: Mutex::new(nonce_sender),
         })
     }
 
@@ -174,6 +180,15 @@ impl Store for PgStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn spend_nonce(&self, nonce: Nonce) -> BoxFuture<'static, ApiResult<NonceSpend>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        // A send only fails once the lane has died; the dropped reply then reports it.
+        let _ = self.nonces.lock().expect("nonce queue").send((nonce, reply));
+        Box::pin(
+            async move { answer.await.map_err(|_| ApiError::internal("the nonce lane stopped before answering"))? },
+        )
     }
 
     fn describe(&self) -> String {
@@ -292,14 +307,7 @@ fn classify(e: tokio_postgres::Error) -> StoreError {
 /// answers each write.
 fn writer(config: tokio_postgres::Config, queue: mpsc::Receiver<Write>) {
     let mut conn: Option<Conn> = None;
-    while let Ok(first) = queue.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(w) => group.push(w),
-                Err(_) => break,
-            }
-        }
+    while let Some(mut group) = next_group(&queue) {
         let started = Instant::now();
         let outcomes = run_group(&config, &mut conn, &mut group);
         crate::metrics::commit(group.len(), started.elapsed());
@@ -310,32 +318,64 @@ fn writer(config: tokio_postgres::Config, queue: mpsc::Receiver<Write>) {
 }
 
 /// Runs a group of writes in one transaction, each in its own savepoint, until it commits (or
-/// fails for good): one commit, one WAL flush, for many requests. A serialization failure
-/// (another node's transaction collided with this one) runs the whole group again, alone; a lost
-/// connection before the commit runs it again on a new one. Returns each write's outcome.
+/// fails for good): one commit, one WAL flush, for many requests. Returns each write's outcome.
 fn run_group(config: &tokio_postgres::Config, conn: &mut Option<Conn>, group: &mut [Write]) -> Vec<ApiResult<()>> {
+    // A node that stalls holding the write lock cannot stall the others for long.
+    let session = format!("SET lock_timeout = '{}ms'", UNAVAILABLE_PATIENCE.as_millis());
+    match patiently(config, conn, &session, |c, alone| attempt_group(c, group, alone)) {
+        Ok(outcomes) => outcomes,
+        Err(failure) => {
+            tracing::warn!(error = %failure, writes = group.len(), "a group of writes failed");
+            group.iter().map(|_| Err(failure.clone().into())).collect()
+        }
+    }
+}
+
+/// Runs `attempt` on `conn` (opened anew, with `session` settings, when it is missing or lost)
+/// until it succeeds or fails for good. A serialization failure (another node's transaction
+/// collided with this one) runs it again, told that it collided (`attempt`'s flag); a lost
+/// connection runs it again on a new one.
+fn patiently<T>(
+    config: &tokio_postgres::Config,
+    conn: &mut Option<Conn>,
+    session: &str,
+    mut attempt: impl FnMut(&mut Conn, bool) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     let started = Instant::now();
-    let (mut attempt, mut alone) = (0u32, false);
+    let (mut attempts, mut collided) = (0u32, false);
     loop {
-        attempt += 1;
-        let failure = match attempt_group(config, conn, group, alone) {
-            Ok(outcomes) => return outcomes,
+        attempts += 1;
+        let failure = match connected(config, conn, session).and_then(|c| attempt(c, collided)) {
+            Ok(done) => return Ok(done),
             Err(e) => e,
         };
-        alone |= failure.retryable();
+        collided |= failure.retryable();
         let unavailable = matches!(failure, StoreError::Unavailable(_));
         if unavailable {
             *conn = None;
         }
         let patience = if unavailable { UNAVAILABLE_PATIENCE } else { CONFLICT_PATIENCE };
         if !(unavailable || failure.retryable()) || started.elapsed() >= patience {
-            tracing::warn!(error = %failure, attempts = attempt, writes = group.len(), "a group of writes failed");
-            return group.iter().map(|_| Err(failure.clone().into())).collect();
+            return Err(failure);
         }
         // Spread the retries of colliding nodes apart.
-        let spread = rand::random::<u64>() % (1 << attempt.min(5));
+        let spread = rand::random::<u64>() % (1 << attempts.min(5));
         std::thread::sleep(Duration::from_millis(if unavailable { 100 } else { spread }));
     }
+}
+
+/// `conn`, opened first (with `session` settings) when it is missing or lost.
+fn connected<'c>(
+    config: &tokio_postgres::Config,
+    conn: &'c mut Option<Conn>,
+    session: &str,
+) -> Result<&'c mut Conn, StoreError> {
+    if conn.as_ref().is_none_or(|c| c.is_closed()) {
+        let mut c = Conn::open(config)?;
+        c.batch(session)?;
+        *conn = Some(c);
+    }
+    Ok(conn.as_mut().expect("connected"))
 }
 
 /// One attempt at a group. `Err`: nothing committed, and running the group again may succeed.
@@ -344,19 +384,7 @@ fn run_group(config: &tokio_postgres::Config, conn: &mut Option<Conn>, group: &m
 /// shared normally, so nodes' groups run side by side; exclusive for a group that lost a
 /// serialization conflict, which then runs alone. Without that, a node whose groups keep
 /// colliding with another's on a hot row (one account's quota count) could lose every time.
-fn attempt_group(
-    config: &tokio_postgres::Config,
-    conn: &mut Option<Conn>,
-    group: &mut [Write],
-    alone: bool,
-) -> Result<Vec<ApiResult<()>>, StoreError> {
-    if conn.as_ref().is_none_or(|c| c.is_closed()) {
-        let mut c = Conn::open(config)?;
-        // A node that stalls holding the write lock cannot stall the others for long.
-        c.batch(&format!("SET lock_timeout = '{}ms'", UNAVAILABLE_PATIENCE.as_millis()))?;
-        *conn = Some(c);
-    }
-    let c = conn.as_mut().expect("connected");
+fn attempt_group(c: &mut Conn, group: &mut [Write], alone: bool) -> Result<Vec<ApiResult<()>>, StoreError> {
     let mode = if alone { "" } else { "_shared" };
     // Its own round trip: the transaction's snapshot must be taken after the lock is held.
     c.batch(&format!("SELECT pg_advisory_lock{mode}({WRITE_LOCK})"))?;

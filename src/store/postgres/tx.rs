@@ -450,21 +450,9 @@ impl Tx for PgTx<'_> {
     }
 
     fn spend_nonce(&mut self, access_key_id: &str, nonce: &str, expires_ms: i64) -> ApiResult<NonceSpend> {
-        // One statement (one round trip): the key's state, and the nonce spent only for an
-        // enabled key.
-        let row = self.query_one(
-            "WITH k AS (SELECT enabled FROM access_keys WHERE id = $1),
-                  spent AS (INSERT INTO nonces (access_key_id, nonce, expires_ms)
-                            SELECT $1, $2, $3 FROM k WHERE k.enabled
-                            ON CONFLICT (access_key_id, nonce) DO NOTHING RETURNING 1)
-             SELECT COALESCE((SELECT enabled FROM k), FALSE), EXISTS (SELECT 1 FROM spent)",
-            &[&access_key_id, &nonce, &expires_ms],
-        )?;
-        Ok(match (row.get::<_, bool>(0), row.get::<_, bool>(1)) {
-            (false, _) => NonceSpend::KeyDisabled,
-            (true, true) => NonceSpend::Spent,
-            (true, false) => NonceSpend::Replayed,
-        })
+        let nonce = Nonce { access_key_id: access_key_id.into(), nonce: nonce.into(), expires_ms };
+        let spent = super::nonces::spend(&mut self.conn.borrow_mut(), &[&nonce]).map_err(|e| self.fail(e))?;
+        Ok(spent[0])
     }
 
     fn purge_expired(&mut self, now_ms: i64, token_ttl_ms: i64) -> ApiResult<()> {

@@ -16,8 +16,6 @@ use super::*;
 /// The database's file name in the data directory.
 pub const DB_FILE: &str = "gatehouse.db";
 
-/// How many queued writes one commit may carry.
-const MAX_GROUP: usize = 512;
 /// How often the WAL is copied back into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -136,14 +134,7 @@ fn checkpointer(conn: Connection) {
 /// One writer means no write ever collides with another: each runs once.
 fn writer(mut conn: Connection, queue: mpsc::Receiver<Write>) {
     let mut synced = true;
-    while let Ok(first) = queue.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(f) => group.push(f),
-                Err(_) => break,
-            }
-        }
+    while let Some(mut group) = next_group(&queue) {
         // fsync the commit only when something in the group needs it.
         let sync = group.iter().any(|w| w.durability == Durability::Disk);
         if sync != synced {
