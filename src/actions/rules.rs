@@ -66,8 +66,14 @@ pub fn page_body(total: u64, page: Page, list: &str, item: &str, items: Vec<Valu
     body.insert("TotalCount".into(), json!(total));
     body.insert("PageNumber".into(), json!(page.number));
     body.insert("PageSize".into(), json!(page.size));
-    body.insert(list.into(), json!({ item: items }));
+    body.insert(list.into(), wrapped(item, items));
     body
+}
+
+/// `{"<item>": [items]}`, the wire's wrapping of a list. Built, not `json!`: that would copy
+/// every item.
+pub fn wrapped(item: &str, items: Vec<Value>) -> Value {
+    Value::Object([(item.to_string(), Value::Array(items))].into_iter().collect())
 }
 
 /// One page of a `NextToken`/`MaxResults` list: `{"TotalCount", "MaxResults", "NextToken",
@@ -78,7 +84,7 @@ pub fn token_body(total: usize, page: TokenPage, list: &str, items: Vec<Value>) 
     body.insert("TotalCount".into(), json!(total));
     body.insert("MaxResults".into(), json!(page.max));
     body.insert("NextToken".into(), json!(if next < total { TokenPage::token(next) } else { String::new() }));
-    body.insert(list.into(), json!(items));
+    body.insert(list.into(), Value::Array(items));
     body
 }
 

@@ -186,7 +186,7 @@ pub async fn list_tag_resources(ctx: Ctx) -> ApiResult<Body> {
         .collect();
     let mut body = Body::new();
     body.insert("NextToken".into(), json!(next));
-    body.insert("TagResources".into(), json!({ "TagResource": items }));
+    body.insert("TagResources".into(), super::rules::wrapped("TagResource", items));
     Ok(body)
 }
 

@@ -466,6 +466,17 @@ async fn pages_carry_their_tags_and_total(e: &Engine) {
     assert!(page(0, false, None).tags.is_empty(), "tags only when asked");
     let none = page(0, true, Some("elsewhere"));
     assert_eq!((none.records.len(), none.total), (0, 0));
+    // Past the end: no records, the total all the same.
+    assert_eq!((page(4, true, None).records.len(), page(4, true, None).total), (0, 3));
+    assert_eq!((page(4, false, Some("p")).records.len(), page(4, false, Some("p")).total), (0, 3));
+    // A read goes on after a page with other statements.
+    let (total, listed) = store
+        .read(|tx| {
+            let page = tx.page(&ListQuery { limit: Some(1), ..q("r1") }, true)?;
+            Ok((page.total, tx.list(&ListQuery { parent_id: Some("p".into()), ..q("r1") })?.len()))
+        })
+        .unwrap();
+    assert_eq!((total, listed), (3, 3));
 }
 
 async fn a_hosts_tasks_go_to_it_alone(e: &Engine) {

@@ -112,8 +112,10 @@ pub(super) fn list_filter(sql: &mut Sql, q: &ListQuery) {
 
 /// The records a `ListQuery` selects, newest first: with a limit, the page is found through the
 /// index alone and only its rows are read. `with_tags` adds a column (PostgreSQL only): each
-/// record's tags as a JSON array of `[key, value]`, by key.
-pub(super) fn list_query(dialect: Dialect, q: &ListQuery, with_tags: bool) -> Sql {
+/// record's tags as a JSON array of `[key, value]`, by key. `with_total` adds one before it: how
+/// many records the query selects in all (computed once), so that a page and its total take one
+/// statement.
+pub(super) fn list_query(dialect: Dialect, q: &ListQuery, with_total: bool, with_tags: bool) -> Sql {
     let mut sql = Sql::new(dialect, "");
     // A page is its rows' `seq`s first, then those rows. On PostgreSQL as an array: that plan
     // stays good when planned once for any values (see `PgTx::page`), where `IN` then hashes
@@ -128,6 +130,10 @@ pub(super) fn list_query(dialect: Dialect, q: &ListQuery, with_tags: bool) -> Sq
         (None, _) => ("r", "FROM resources r WHERE "),
     };
     sql.push(&format!("SELECT {RECORD_COLUMNS}"));
+    if with_total {
+        sql.push(", ");
+        push_count(&mut sql, q);
+    }
     if with_tags {
         sql.push(&format!(
             ", (SELECT COALESCE(json_agg(json_build_array(t.key, t.value) ORDER BY t.key), '[]')::text FROM tags t \
@@ -162,19 +168,26 @@ pub(super) fn whole_region(q: &ListQuery) -> bool {
         && q.tags.is_empty()
 }
 
-/// Counts what a `ListQuery` selects: from the kept per-region count when it answers the query.
+/// Counts what a `ListQuery` selects.
 pub(super) fn count_query(dialect: Dialect, q: &ListQuery) -> Sql {
+    let mut sql = Sql::new(dialect, "SELECT ");
+    push_count(&mut sql, q);
+    sql
+}
+
+/// Appends an expression counting what a `ListQuery` selects: the kept per-region count when it
+/// answers the query.
+fn push_count(sql: &mut Sql, q: &ListQuery) {
     match (&q.region_id, whole_region(q)) {
         (Some(region), true) => {
-            let mut sql = Sql::new(dialect, "SELECT COALESCE((SELECT n FROM resource_counts WHERE account_id = ");
-            sql.arg(Arg::Int(q.account_id)).push(" AND kind = ").text_arg(q.kind);
-            sql.push(" AND region_id = ").text_arg(region).push("), 0)");
-            sql
+            sql.push("COALESCE((SELECT n FROM resource_counts WHERE account_id = ").arg(Arg::Int(q.account_id));
+            sql.push(" AND kind = ").text_arg(q.kind).push(" AND region_id = ").text_arg(region).push("), 0)");
         }
         _ => {
-            let mut sql = Sql::new(dialect, "SELECT COUNT(*) FROM resources r WHERE ");
-            list_filter(&mut sql, q);
-            sql
+            // Its own alias: it may sit inside a list's query.
+            sql.push("(SELECT COUNT(*) FROM resources r WHERE ");
+            list_filter(sql, q);
+            sql.push(")");
         }
     }
 }
@@ -200,14 +213,19 @@ mod tests {
             refers_to: vec!["a".into()],
             ..Default::default()
         };
-        let lite = list_query(Dialect::Sqlite, &q, false);
-        let pg = list_query(Dialect::Postgres, &q, false);
+        let lite = list_query(Dialect::Sqlite, &q, false, false);
+        let pg = list_query(Dialect::Postgres, &q, false, false);
         assert!(lite.text.contains("r.account_id = ?1 AND r.kind = ?2 AND +r.region_id = ?3"), "{}", lite.text);
         assert!(pg.text.contains("r.account_id = $1 AND r.kind = $2 AND r.region_id = $3"), "{}", pg.text);
         assert_eq!(lite.args, pg.args);
         assert_eq!(lite.args.len(), 6);
         let whole_region = count_query(Dialect::Sqlite, &ListQuery { refers_to: vec![], ..q.clone() });
         assert!(whole_region.text.contains("FROM resource_counts"), "{}", whole_region.text);
-        assert!(count_query(Dialect::Postgres, &q).text.starts_with("SELECT COUNT(*) FROM resources r WHERE"));
+        assert!(count_query(Dialect::Postgres, &q).text.starts_with("SELECT (SELECT COUNT(*) FROM resources r WHERE"));
+        // With its total, a page's count is numbered after the columns' own placeholders.
+        let with_total = list_query(Dialect::Postgres, &q, true, false);
+        assert!(with_total.text.contains("SELECT COUNT(*) FROM resources r WHERE r.account_id = $1"), "{}", with_total.text);
+        assert!(with_total.text.contains("r.account_id = $7 AND r.kind = $8"), "{}", with_total.text);
+        assert_eq!(with_total.args.len(), 12);
     }
 }

@@ -129,7 +129,7 @@ impl PgStore {
         let fault = {
             let tx = PgTx::new(&mut conn);
             f(&tx);
-            tx.take_fault()
+            tx.end_read()
         };
         // Nothing was written: the end of the transaction need not be waited for.
         let outcome = match fault {

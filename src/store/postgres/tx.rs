@@ -2,7 +2,7 @@
 //! per connection. The first database error is kept (`take_fault`): after it the transaction is
 //! aborted, and the engine decides whether to run the write again.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell, RefMut};
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -14,15 +14,35 @@ use super::conn::{Conn, Params};
 pub(super) struct PgTx<'c> {
     conn: RefCell<&'c mut Conn>,
     fault: RefCell<Option<StoreError>>,
+    /// Whether the transaction plans generically (see `page`) until this is put back.
+    generic: Cell<bool>,
 }
+
+/// Puts back what `page` set, before any later statement of the transaction.
+const CUSTOM_PLANS: &str = "SET LOCAL plan_cache_mode TO DEFAULT";
 
 impl<'c> PgTx<'c> {
     pub fn new(conn: &'c mut Conn) -> Self {
-        PgTx { conn: RefCell::new(conn), fault: RefCell::new(None) }
+        PgTx { conn: RefCell::new(conn), fault: RefCell::new(None), generic: Cell::new(false) }
     }
 
     pub fn take_fault(&self) -> Option<StoreError> {
         self.fault.borrow_mut().take()
+    }
+
+    /// Ends a read's use of the transaction, which ends next: what `page` set goes with it.
+    pub fn end_read(self) -> Option<StoreError> {
+        self.generic.set(false);
+        self.take_fault()
+    }
+
+    /// The connection, for the next statement.
+    fn conn(&self) -> RefMut<'_, &'c mut Conn> {
+        let mut conn = self.conn.borrow_mut();
+        if self.generic.replace(false) {
+            conn.queue(CUSTOM_PLANS);
+        }
+        conn
     }
 
     fn fail(&self, e: StoreError) -> ApiError {
@@ -31,11 +51,11 @@ impl<'c> PgTx<'c> {
     }
 
     fn query(&self, sql: &str, params: Params) -> ApiResult<Vec<Row>> {
-        self.conn.borrow_mut().query(sql, params).map_err(|e| self.fail(e))
+        self.conn().query(sql, params).map_err(|e| self.fail(e))
     }
 
     fn execute(&self, sql: &str, params: Params) -> ApiResult<u64> {
-        self.conn.borrow_mut().execute(sql, params).map_err(|e| self.fail(e))
+        self.conn().execute(sql, params).map_err(|e| self.fail(e))
     }
 
     fn query_opt(&self, sql: &str, params: Params) -> ApiResult<Option<Row>> {
@@ -64,7 +84,7 @@ impl<'c> PgTx<'c> {
             .collect();
         let refs: Vec<Vec<&(dyn ToSql + Sync)>> = args.iter().map(|a| a.iter().map(|a| &**a).collect()).collect();
         let statements: Vec<(&str, Params)> = built.iter().zip(&refs).map(|(b, r)| (b.text.as_str(), &r[..])).collect();
-        self.conn.borrow_mut().query_all(&statements).map_err(|e| self.fail(e))
+        self.conn().query_all(&statements).map_err(|e| self.fail(e))
     }
 
     /// Makes the record's stored refs exactly `rec.refs` (most updates leave them as they were:
@@ -112,6 +132,15 @@ impl<'c> PgTx<'c> {
             &[&account_id, &kind, &region_id, &by],
         )
         .map(drop)
+    }
+}
+
+impl Drop for PgTx<'_> {
+    /// A write's transaction goes on with the group's next write.
+    fn drop(&mut self) {
+        if self.generic.get() {
+            self.conn.get_mut().queue(CUSTOM_PLANS);
+        }
     }
 }
 
@@ -170,7 +199,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn list(&self, q: &ListQuery) -> ApiResult<Vec<Record>> {
-        let rows = self.query_built(&[sql::list_query(Dialect::Postgres, q, false)])?.remove(0);
+        let rows = self.query_built(&[sql::list_query(Dialect::Postgres, q, false, false)])?.remove(0);
         Ok(rows.iter().map(|r| record_from_row(q.kind, r)).collect())
     }
 
@@ -179,7 +208,7 @@ impl Tx for PgTx<'_> {
         Ok(rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0).max(0) as u64)
     }
 
-    /// The page (with its tags, as a column) and the total, in one round trip.
+    /// The page, its total and its tags (as columns), in one statement.
     fn page(&self, q: &ListQuery, tags: bool) -> ApiResult<Page> {
         // An unfiltered page's best plan is the same for any values (the region's index walked
         // backwards for LIMIT rows): planned once per connection it spares every request the
@@ -187,26 +216,24 @@ impl Tx for PgTx<'_> {
         // Filtered pages keep custom plans: how selective a filter is depends on its value.
         let generic = sql::whole_region(q);
         if generic {
-            self.conn.borrow_mut().queue("SET LOCAL plan_cache_mode = force_generic_plan");
+            self.conn().queue("SET LOCAL plan_cache_mode = force_generic_plan");
         }
-        let answers =
-            self.query_built(&[sql::list_query(Dialect::Postgres, q, tags), sql::count_query(Dialect::Postgres, q)]);
-        // Only after a success: after a failure the transaction is aborted (the setting goes with
-        // it), and a statement queued ahead of the ROLLBACK would fail and take the ROLLBACK along.
-        if generic && answers.is_ok() {
-            self.conn.borrow_mut().queue("SET LOCAL plan_cache_mode TO DEFAULT");
-        }
-        let mut answers = answers?;
-        let (rows, total) = (answers.remove(0), answers.remove(0));
-        let mut page = Page {
-            records: rows.iter().map(|r| record_from_row(q.kind, r)).collect(),
-            tags: TagMap::new(),
-            total: total.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0).max(0) as u64,
+        let rows = self.query_built(&[sql::list_query(Dialect::Postgres, q, true, tags)]).map(|mut r| r.remove(0));
+        // Put back before the transaction's next statement, if it has one (`conn`); only after a
+        // success: after a failure the transaction is aborted (the setting goes with it), and a
+        // statement queued ahead of the ROLLBACK would fail and take the ROLLBACK along.
+        self.generic.set(generic && rows.is_ok());
+        let rows = rows?;
+        let total = match rows.first() {
+            Some(row) => row.get::<_, i64>(10).max(0) as u64,
+            // A page past the end (or of nothing) carries no total.
+            None => self.count(q)?,
         };
+        let mut page = Page { records: rows.iter().map(|r| record_from_row(q.kind, r)).collect(), tags: TagMap::new(), total };
         if tags {
             for (rec, row) in page.records.iter().zip(&rows) {
                 let pairs: Vec<(String, String)> =
-                    serde_json::from_str(row.get::<_, &str>(10)).map_err(ApiError::internal)?;
+                    serde_json::from_str(row.get::<_, &str>(11)).map_err(ApiError::internal)?;
                 if !pairs.is_empty() {
                     page.tags.insert(rec.id.clone(), pairs);
                 }
@@ -451,7 +478,7 @@ impl Tx for PgTx<'_> {
 
     fn spend_nonce(&mut self, access_key_id: &str, nonce: &str, expires_ms: i64) -> ApiResult<NonceSpend> {
         let nonce = Nonce { access_key_id: access_key_id.into(), nonce: nonce.into(), expires_ms };
-        let spent = super::nonces::spend(&mut self.conn.borrow_mut(), &[&nonce]).map_err(|e| self.fail(e))?;
+        let spent = super::nonces::spend(&mut self.conn(), &[&nonce]).map_err(|e| self.fail(e))?;
         Ok(spent[0])
     }
 

@@ -288,7 +288,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn list(&self, q: &ListQuery) -> ApiResult<Vec<Record>> {
-        let sql = sql::list_query(Dialect::Sqlite, q, false);
+        let sql = sql::list_query(Dialect::Sqlite, q, false, false);
         let mut st = self.conn.prepare_cached(&sql.text).map_err(db_err)?;
         let rows =
             st.query_map(params_from_iter(sql_args(sql.args)), |row| record_from_row(q.kind, row)).map_err(db_err)?;
