@@ -18,6 +18,8 @@ fn temp_dir() -> std::path::PathBuf {
 struct Engine {
     open: Box<dyn Fn() -> Arc<dyn Store> + Send + Sync>,
     remove: Option<Box<dyn FnOnce() + Send>>,
+    /// PostgreSQL: the database's URL, and the application name its connections carry.
+    postgres: Option<(String, String)>,
 }
 
 impl Engine {
@@ -31,6 +33,7 @@ impl Engine {
         Engine {
             open: Box::new(move || Arc::new(SqliteStore::open(&at).unwrap())),
             remove: Some(Box::new(move || drop(std::fs::remove_dir_all(dir)))),
+            postgres: None,
         }
     }
 
@@ -50,10 +53,12 @@ impl Engine {
         };
         admin(format!("CREATE SCHEMA {schema}"), url.clone());
         let mut config: tokio_postgres::Config = url.parse().unwrap();
-        config.options(format!("-c search_path={schema}"));
+        config.options(format!("-c search_path={schema}")).application_name(&schema);
+        let (drop_url, drop_schema) = (url.clone(), schema.clone());
         Some(Engine {
             open: Box::new(move || Arc::new(PgStore::open_config(config.clone(), true).unwrap())),
-            remove: Some(Box::new(move || admin(format!("DROP SCHEMA {schema} CASCADE"), url))),
+            remove: Some(Box::new(move || admin(format!("DROP SCHEMA {drop_schema} CASCADE"), drop_url))),
+            postgres: Some((url, schema)),
         })
     }
 }
@@ -477,6 +482,29 @@ async fn pages_carry_their_tags_and_total(e: &Engine) {
         })
         .unwrap();
     assert_eq!((total, listed), (3, 3));
+}
+
+/// PostgreSQL: a read's COMMIT goes out with the connection's next statement, and an idle
+/// connection's soon after: no read's snapshot is held for long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_read_connection_holds_no_snapshot() {
+    let Some(engine) = Engine::postgres() else { return };
+    let (url, app) = engine.postgres.clone().unwrap();
+    let store = engine.store();
+    store.read(|tx| tx.list(&q("r1"))).unwrap();
+    let held = || {
+        let (url, app) = (url.clone(), app.clone());
+        let check = format!(
+            "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = '{app}' \
+             AND state = 'idle in transaction') THEN RAISE EXCEPTION 'held'; END IF; END $$"
+        );
+        std::thread::spawn(move || super::postgres::admin(&url, &check).is_err()).join().unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while held() {
+        assert!(std::time::Instant::now() < deadline, "an idle read connection still holds its transaction");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 async fn a_hosts_tasks_go_to_it_alone(e: &Engine) {

@@ -224,7 +224,11 @@ mod tests {
         assert!(count_query(Dialect::Postgres, &q).text.starts_with("SELECT (SELECT COUNT(*) FROM resources r WHERE"));
         // With its total, a page's count is numbered after the columns' own placeholders.
         let with_total = list_query(Dialect::Postgres, &q, true, false);
-        assert!(with_total.text.contains("SELECT COUNT(*) FROM resources r WHERE r.account_id = $1"), "{}", with_total.text);
+        assert!(
+            with_total.text.contains("SELECT COUNT(*) FROM resources r WHERE r.account_id = $1"),
+            "{}",
+            with_total.text
+        );
         assert!(with_total.text.contains("r.account_id = $7 AND r.kind = $8"), "{}", with_total.text);
         assert_eq!(with_total.args.len(), 12);
     }

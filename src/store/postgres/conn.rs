@@ -1,10 +1,11 @@
 //! One PostgreSQL connection, used synchronously (the `Tx` closures are synchronous): the
 //! asynchronous client runs on a small runtime of the connection's own, driven only while the
 //! connection is in use. Owning the protocol lets a transaction cost as few round trips as it
-//! can: its BEGIN and savepoints go out with the next statement, and a read's COMMIT is sent
-//! without waiting for the answer (it is read, and dropped, on the connection's next use).
+//! can: its BEGIN and savepoints go out with the next statement, and a read's COMMIT goes out
+//! ahead of the connection's next statement (`end_read`).
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use tokio_postgres::types::ToSql;
@@ -23,6 +24,8 @@ pub(super) struct Conn {
     pending: String,
     /// Whether anything went out since the last `begin`: the transaction has started.
     started: bool,
+    /// Since when a read's COMMIT is owed (see `end_read`).
+    owed: Option<Instant>,
 }
 
 impl Conn {
@@ -34,7 +37,7 @@ impl Conn {
         let (client, connection) = runtime.block_on(config.connect(NoTls)).map_err(classify)?;
         // Runs whenever the connection is in use (`block_on`), reading answers and sending requests.
         runtime.spawn(connection);
-        Ok(Conn { runtime, client, statements: HashMap::new(), pending: String::new(), started: false })
+        Ok(Conn { runtime, client, statements: HashMap::new(), pending: String::new(), started: false, owed: None })
     }
 
     pub fn is_closed(&self) -> bool {
@@ -46,6 +49,39 @@ impl Conn {
     pub fn begin(&mut self, begin: &str) {
         self.pending = begin.to_string();
         self.started = false;
+    }
+
+    /// Ends a read-only transaction without a round trip of its own: its COMMIT goes out ahead of
+    /// whatever the connection sends next, or with `settle`. (Its answer cannot be a failure
+    /// that matters: the transaction wrote nothing.)
+    pub fn end_read(&mut self) {
+        self.pending.clear();
+        if std::mem::take(&mut self.started) {
+            self.owed = Some(Instant::now());
+        }
+    }
+
+    /// Whether a COMMIT has been owed for `long` at least.
+    pub fn owes_since(&self, long: Duration) -> bool {
+        self.owed.is_some_and(|since| since.elapsed() >= long)
+    }
+
+    /// Sends an owed COMMIT now, and waits for it.
+    pub fn settle(&mut self) -> Result<(), StoreError> {
+        match self.owed.take() {
+            Some(_) => self.batch("COMMIT"),
+            None => Ok(()),
+        }
+    }
+
+    /// What goes out ahead of the next statement: an owed COMMIT, then what is pending.
+    fn ahead(&mut self) -> String {
+        let pending = std::mem::take(&mut self.pending);
+        match (self.owed.take(), pending.is_empty()) {
+            (None, _) => pending,
+            (Some(_), true) => "COMMIT".to_string(),
+            (Some(_), false) => format!("COMMIT; {pending}"),
+        }
     }
 
     /// Queues simple statements (a savepoint's) to go out with the next statement.
@@ -64,7 +100,7 @@ impl Conn {
             return Ok(());
         }
         self.queue(sql);
-        let batch = std::mem::take(&mut self.pending);
+        let batch = self.ahead();
         if wait {
             self.batch(&batch)
         } else {
@@ -78,7 +114,7 @@ impl Conn {
         self.runtime.block_on(self.client.batch_execute(sql)).map_err(classify)
     }
 
-    /// Sends simple statements without waiting for their answer (a read's COMMIT, an unlock),
+    /// Sends simple statements without waiting for their answer (a read's ROLLBACK, an unlock),
     /// and lets the connection write them out now.
     pub fn send(&mut self, sql: &str) {
         // The first poll queues the request; the answer, dropped, is skipped when it arrives.
@@ -121,7 +157,7 @@ impl Conn {
         &mut self,
         work: impl AsyncFnOnce(&Client) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T, StoreError> {
-        let pending = std::mem::take(&mut self.pending);
+        let pending = self.ahead();
         self.started = true;
         let client = &self.client;
         self.runtime

@@ -11,19 +11,20 @@
 //! failure, and the writer runs the group again on a fresh snapshot (every write's closure is
 //! re-runnable), where each check sees what the other node committed.
 //!
-//! Reads run in READ ONLY REPEATABLE READ transactions on pooled connections, a round trip per
-//! statement (`conn`). A lost connection (PostgreSQL restarted, the network gone) is replaced on
+//! Reads run in READ ONLY REPEATABLE READ transactions on pooled connections (`readers`), a
+//! round trip per statement (`conn`); a read's COMMIT rides along with the connection's next one. A lost connection (PostgreSQL restarted, the network gone) is replaced on
 //! next use; meanwhile requests get `StoreError::Unavailable` (`ServiceUnavailable`), never a
 //! panic.
 
 mod conn;
 mod migrations;
 mod nonces;
+mod readers;
 mod tx;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::str::FromStr;
-use std::sync::{mpsc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_postgres::error::SqlState;
@@ -33,8 +34,6 @@ use conn::Conn;
 use migrations::MIGRATIONS;
 use tx::PgTx;
 
-/// Connections for reads, at most.
-const READERS: usize = 24;
 /// How long a write keeps being run again after serialization failures (colliding writes take
 /// turns) before it is refused as unavailable.
 const CONFLICT_PATIENCE: Duration = Duration::from_secs(5);
@@ -46,10 +45,8 @@ const MIGRATION_LOCK: i64 = 0x6761_7465_686f_7573; // "gatehous"
 const WRITE_LOCK: i64 = 0x6761_7465_7772_6974; // "gatewrit"
 
 pub struct PgStore {
-    config: tokio_postgres::Config,
     describe: String,
-    readers: Mutex<(Vec<Conn>, usize)>,
-    reader_freed: Condvar,
+    readers: Arc<readers::Readers>,
     writes: Mutex<mpsc::Sender<Write>>,
     nonces: Mutex<mpsc::Sender<nonces::Spend>>,
 }
@@ -83,48 +80,16 @@ impl PgStore {
             .name("store-nonces".into())
             .spawn(move || nonces::lane(lane_config, nonce_receiver))?;
         Ok(PgStore {
-            config,
             describe,
-            readers: Mutex::new((Vec::new(), 0)),
-            reader_freed: Condvar::new(),
+            readers: readers::Readers::start(config)?,
             writes: Mutex::new(sender),
             nonces: Mutex::new(nonce_sender),
         })
     }
 
-    /// A pooled read connection, or a new one while fewer than `READERS` are out.
-    fn take_reader(&self) -> Result<Conn, StoreError> {
-        let deadline = Instant::now() + UNAVAILABLE_PATIENCE;
-        let mut pool = self.readers.lock().expect("reader pool");
-        loop {
-            if let Some(conn) = pool.0.pop() {
-                return Ok(conn);
-            }
-            if pool.1 < READERS {
-                pool.1 += 1;
-                drop(pool);
-                return Conn::open(&self.config).inspect_err(|_| self.readers.lock().expect("reader pool").1 -= 1);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(StoreError::Unavailable("every read connection is busy".into()));
-            }
-            pool = self.reader_freed.wait_timeout(pool, left).expect("reader pool").0;
-        }
-    }
-
-    fn give_back(&self, conn: Option<Conn>) {
-        let mut pool = self.readers.lock().expect("reader pool");
-        match conn {
-            Some(conn) if !conn.is_closed() => pool.0.push(conn),
-            _ => pool.1 -= 1,
-        }
-        self.reader_freed.notify_one();
-    }
-
     /// One read on one connection; the connection comes back unless it broke.
     fn read_once(&self, f: &mut dyn FnMut(&dyn Tx)) -> Result<(), StoreError> {
-        let mut conn = self.take_reader()?;
+        let mut conn = self.readers.take()?;
         conn.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
         let fault = {
             let tx = PgTx::new(&mut conn);
@@ -134,10 +99,13 @@ impl PgStore {
         // Nothing was written: the end of the transaction need not be waited for.
         let outcome = match fault {
             Some(e) => conn.finish("ROLLBACK", false).and(Err(e)),
-            None => conn.finish("COMMIT", false),
+            None => {
+                conn.end_read();
+                Ok(())
+            }
         };
         let broken = matches!(outcome, Err(StoreError::Unavailable(_))) || conn.is_closed();
-        self.give_back((!broken).then_some(conn));
+        self.readers.give_back((!broken).then_some(conn));
         outcome
     }
 }
@@ -146,7 +114,7 @@ impl Drop for PgStore {
     fn drop(&mut self) {
         // Closing a connection blocks on the synchronous client, which cannot happen inside a
         // runtime's context (where a store is usually dropped): close them on a thread of their own.
-        let idle = std::mem::take(&mut self.readers.get_mut().expect("reader pool").0);
+        let idle = self.readers.drain();
         let _ = std::thread::Builder::new().name("store-close".into()).spawn(move || drop(idle));
     }
 }

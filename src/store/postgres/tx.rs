@@ -229,7 +229,8 @@ impl Tx for PgTx<'_> {
             // A page past the end (or of nothing) carries no total.
             None => self.count(q)?,
         };
-        let mut page = Page { records: rows.iter().map(|r| record_from_row(q.kind, r)).collect(), tags: TagMap::new(), total };
+        let mut page =
+            Page { records: rows.iter().map(|r| record_from_row(q.kind, r)).collect(), tags: TagMap::new(), total };
         if tags {
             for (rec, row) in page.records.iter().zip(&rows) {
                 let pairs: Vec<(String, String)> =
