@@ -12,8 +12,9 @@
 //! re-runnable), where each check sees what the other node committed.
 //!
 //! Reads run in READ ONLY REPEATABLE READ transactions on pooled connections (`readers`), a
-//! round trip per statement (`conn`); a read's COMMIT rides along with the connection's next one. A lost connection (PostgreSQL restarted, the network gone) is replaced on
-//! next use; meanwhile requests get `StoreError::Unavailable` (`ServiceUnavailable`), never a
+//! round trip per statement (`conn`); a read's COMMIT rides along with the connection's next
+//! one. A lost connection (PostgreSQL restarted, the network gone) is replaced on next use;
+//! meanwhile requests get `StoreError::Unavailable` (`ServiceUnavailable`), never a
 //! panic.
 
 mod conn;

@@ -20,12 +20,19 @@ pub(super) struct Readers {
     /// The idle connections, and how many exist (idle or out).
     pool: Mutex<(Vec<Conn>, usize)>,
     freed: Condvar,
+    /// Signalled when a connection comes back owing its COMMIT.
+    owing: Condvar,
 }
 
 impl Readers {
     /// The pool, and its thread that settles idle connections (it ends with the pool).
     pub fn start(config: tokio_postgres::Config) -> std::io::Result<Arc<Readers>> {
-        let readers = Arc::new(Readers { config, pool: Mutex::new((Vec::new(), 0)), freed: Condvar::new() });
+        let readers = Arc::new(Readers {
+            config,
+            pool: Mutex::new((Vec::new(), 0)),
+            freed: Condvar::new(),
+            owing: Condvar::new(),
+        });
         let weak = Arc::downgrade(&readers);
         std::thread::Builder::new().name("store-readers".into()).spawn(move || settle(weak))?;
         Ok(readers)
@@ -56,7 +63,12 @@ impl Readers {
     pub fn give_back(&self, conn: Option<Conn>) {
         let mut pool = self.pool.lock().expect("reader pool");
         match conn {
-            Some(conn) if !conn.is_closed() => pool.0.push(conn),
+            Some(conn) if !conn.is_closed() => {
+                if conn.owes_since(Duration::ZERO) {
+                    self.owing.notify_one();
+                }
+                pool.0.push(conn);
+            }
             _ => pool.1 -= 1,
         }
         self.freed.notify_one();
@@ -68,12 +80,21 @@ impl Readers {
     }
 }
 
-/// The pool's thread: now and then, sends the COMMIT of each connection idle for `SETTLE_AFTER`
-/// (outside the pool's lock: reads go on meanwhile).
+/// The pool's thread: while some idle connection owes its COMMIT, sends that of each one idle for
+/// `SETTLE_AFTER` (outside the pool's lock: reads go on meanwhile); otherwise sleeps until one
+/// comes back owing.
 fn settle(readers: Weak<Readers>) {
     loop {
-        std::thread::sleep(SETTLE_AFTER / 2);
         let Some(readers) = readers.upgrade() else { return };
+        {
+            let pool = readers.pool.lock().expect("reader pool");
+            if !pool.0.iter().any(|c| c.owes_since(Duration::ZERO)) {
+                // Woken now and then all the same, to end with the pool.
+                drop(readers.owing.wait_timeout(pool, Duration::from_secs(1)).expect("reader pool"));
+                continue;
+            }
+        }
+        std::thread::sleep(SETTLE_AFTER / 2);
         let idle: Vec<Conn> = {
             let mut pool = readers.pool.lock().expect("reader pool");
             let (owing, fine) = std::mem::take(&mut pool.0).into_iter().partition(|c| c.owes_since(SETTLE_AFTER));
