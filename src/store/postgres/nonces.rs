@@ -74,8 +74,18 @@ pub(super) fn lane(config: tokio_postgres::Config, queue: mpsc::Receiver<Spend>)
     while let Some(batch) = next_group(&queue) {
         let nonces: Vec<&Nonce> = batch.iter().map(|(n, _)| n).collect();
         let started = std::time::Instant::now();
-        let spent = patiently(&config, &mut conn, SESSION, |c, _| spend(c, &nonces));
+        // A conflict (two nodes' batches deadlocked) spent nothing: run again. A connection lost
+        // while the statement was out leaves unknown whether it committed, so it is not run again
+        // (its nonces would come back as replays): the callers hear that it failed.
+        let spent = patiently(&config, &mut conn, SESSION, |c, _| match spend(c, &nonces) {
+            Err(e @ StoreError::Unavailable(_)) => Ok(Err(e)),
+            other => other.map(Ok),
+        })
+        .and_then(|spent| spent);
         crate::metrics::commit(batch.len(), started.elapsed());
+        if matches!(spent, Err(StoreError::Unavailable(_))) {
+            conn = None;
+        }
         match spent {
             Ok(outcomes) => {
                 for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
